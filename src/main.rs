@@ -1,0 +1,2 @@
+//! The `manycore` command line.
+fn main() {}
