@@ -28,6 +28,7 @@ pub mod cpuset;
 pub mod desc;
 pub mod error;
 pub mod model;
+pub mod render;
 pub mod tiers;
 
 pub use cpuset::CpuSet;
