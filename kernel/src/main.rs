@@ -13,53 +13,54 @@
 //! - The first 4 GiB of physical memory (and all RAM the firmware reports) are identity-mapped; a
 //!   physical address is a valid pointer.
 //! - Interrupts are off while a CPU holds a [`sync::SpinLock`].
+//! - Per-CPU data ([`percpu`]) is installed on every CPU before that CPU runs any other Rust code
+//!   that may allocate, so [`percpu::current`] is always valid after boot.
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
+mod acpi;
 mod arch;
+mod boot;
+mod discovery;
 mod exit;
+mod mem;
 mod percpu;
 mod pvh;
 mod serial;
 mod sync;
+mod time;
 
 use exit::{ExitCode, exit};
 
-/// Tables of the bootstrap processor (APs get theirs from the heap).
-static mut BSP_TABLES: arch::gdt::CpuTables = arch::gdt::CpuTables::new();
+/// The kernel heap (interim frame-backed allocator; see [`mem::heap`]).
+#[global_allocator]
+static HEAP: mem::heap::KernelHeap = mem::heap::KernelHeap::new();
+
+/// Tables of the bootstrap processor until its per-CPU block exists.
+static mut BSP_BOOT_TABLES: arch::gdt::CpuTables = arch::gdt::CpuTables::new();
 
 /// Rust entry of the bootstrap processor, called by `pvh_start32` in long mode.
 #[unsafe(no_mangle)]
 extern "C" fn kernel_main_bsp(start_info_paddr: u32) -> ! {
     serial::init();
-    // SAFETY: called once, by the BSP, before any IDT is loaded; `BSP_TABLES` is used by this CPU
-    // only and lives forever; interrupts are off since entry.
+    // SAFETY: called once, by the BSP, before any IDT is loaded; `BSP_BOOT_TABLES` is used by this
+    // CPU only and lives forever; interrupts are off since entry.
     unsafe {
         arch::trap::init();
-        arch::gdt::load(core::ptr::addr_of_mut!(BSP_TABLES));
+        arch::gdt::load(core::ptr::addr_of_mut!(BSP_BOOT_TABLES));
         arch::trap::load();
     }
     arch::cpu::enable_sse();
-    // SAFETY: the value QEMU passed in ebx; nothing has written low memory since entry.
-    let info = match unsafe { pvh::parse(u64::from(start_info_paddr)) } {
-        Ok(info) => info,
+    match boot::bsp(start_info_paddr) {
+        Ok(()) => {}
         Err(e) => {
             kprintln!("manycore-kernel: boot failed: {e}");
             exit(ExitCode::Fail);
         }
-    };
-    kprintln!("manycore-kernel: booted, cmdline {:?}, rsdp {:#x}", info.cmdline(), info.rsdp_paddr);
-    for r in info.memmap() {
-        kprintln!("  memmap {:#014x}-{:#014x} {:?}", r.base, r.base + r.bytes, r.kind);
     }
-    match info.cmdline().split_whitespace().next() {
-        Some("trap") => {
-            // SAFETY: `ud2` raises #UD on purpose: the program checks the exception path.
-            unsafe { core::arch::asm!("ud2") };
-            exit(ExitCode::Fail)
-        }
-        _ => exit(ExitCode::Pass),
-    }
+    exit(ExitCode::Pass)
 }
 
 #[panic_handler]

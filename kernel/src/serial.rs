@@ -77,6 +77,19 @@ pub fn print_emergency(args: fmt::Arguments<'_>) {
     }
 }
 
+/// Writes raw bytes without locking or formatting (last-resort fault reporting).
+pub fn emergency_write_bytes(bytes: &[u8]) {
+    let mut uart = Uart;
+    for &b in bytes {
+        uart.put_byte(b);
+    }
+}
+
+/// Writes a string without locking or formatting (last-resort fault reporting).
+pub fn emergency_write(s: &str) {
+    let _ = Uart.write_str(s);
+}
+
 /// Prints to the serial console.
 #[macro_export]
 macro_rules! kprint {

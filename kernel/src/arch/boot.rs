@@ -147,7 +147,7 @@ boot_pd:
     .skip 4096 * 4
     .p2align 4
 boot_stack:
-    .skip 65536
+    .skip 131072
     .global boot_stack_top
 boot_stack_top:
 "#,

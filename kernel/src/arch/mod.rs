@@ -7,3 +7,5 @@ pub mod cpu;
 pub mod gdt;
 pub mod port;
 pub mod trap;
+pub mod apic;
+pub mod smp;

@@ -247,16 +247,35 @@ fn exception_name(vector: u64) -> &'static str {
 }
 
 /// Prints the trap and stops the machine with the failure code.
+///
+/// Numbers are written by hand rather than through `core::fmt`, so a fault inside the formatter
+/// (or memory corruption that broke it) still gets reported.
 fn report_and_stop(frame: &TrapFrame) -> ! {
-    crate::serial::print_emergency(format_args!(
-        "\nEXCEPTION vector={} ({}) error_code={:#x} rip={:#x} rsp={:#x} cr2={:#x} cpu={}\n",
-        frame.vector,
-        exception_name(frame.vector),
-        frame.error_code,
-        frame.rip,
-        frame.rsp,
-        super::cpu::cr2(),
-        crate::percpu::current_cpu_or_boot(),
-    ));
+    use crate::serial::emergency_write as w;
+    fn hex(v: u64) {
+        let mut buf = [0u8; 18];
+        buf[0] = b'0';
+        buf[1] = b'x';
+        for i in 0..16 {
+            let nibble = ((v >> ((15 - i) * 4)) & 0xf) as u8;
+            buf[2 + i] = if nibble < 10 { b'0' + nibble } else { b'a' + nibble - 10 };
+        }
+        crate::serial::emergency_write_bytes(&buf);
+    }
+    w("\nEXCEPTION vector=");
+    hex(frame.vector);
+    w(" (");
+    w(exception_name(frame.vector));
+    w(") error_code=");
+    hex(frame.error_code);
+    w(" rip=");
+    hex(frame.rip);
+    w(" rsp=");
+    hex(frame.rsp);
+    w(" cr2=");
+    hex(super::cpu::cr2());
+    w(" cpu=");
+    hex(crate::percpu::current_cpu_or_boot() as u64);
+    w("\n");
     exit(ExitCode::Fail)
 }
