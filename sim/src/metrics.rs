@@ -1,0 +1,246 @@
+//! What a run measures, and the bounded-memory structures that measure it.
+//!
+//! Definitions (docs/SIMULATOR.md, "Metrics", says the same for users):
+//! - **makespan**: virtual time of the last task exit.
+//! - **throughput**: tasks completed / makespan.
+//! - **latency**: per latency-tracked task, exit − birth (arrival); plus any samples a workload
+//!   records itself (producer-consumer items).
+//! - **utilization**: time CPUs spent running task segments / (CPUs × makespan). Scheduler
+//!   overhead (switches, probes, steals, cold caches excluded) is reported separately.
+//! - **steals by tier**: successful steals, by the tier of the victim relative to the thief.
+//! - **migrations by tier**: a task starting a segment on another CPU than its previous one.
+//! - **remote memory fraction**: memory time (at local speed) spent by tasks on a CPU outside
+//!   their home node / all memory time.
+//! - **wake-to-run**: from a blocked task's wake to its next start.
+//! - **wasted-core time**: ∫ min(idle CPUs, tasks runnable for longer than the threshold) dt —
+//!   the time a CPU sat idle while a task it could have run had been waiting too long (Lozi et
+//!   al., EuroSys 2016); the fraction divides by CPUs × makespan.
+
+use std::collections::VecDeque;
+
+use crate::histogram::Histogram;
+
+/// Tiers in counter order.
+pub const TIER_NAMES: [&str; 5] = ["smt", "l2", "llc", "node", "remote"];
+
+/// Busy time per CPU in time buckets whose width doubles as the run grows: memory stays
+/// `CPUs × BUCKETS` whatever the run length.
+#[derive(Clone, Debug)]
+pub struct Timeline {
+    /// Row-major CPUs × buckets, busy nanoseconds.
+    pub busy_ns: Vec<u64>,
+    /// Current bucket width.
+    pub width_ns: u64,
+    cpus: usize,
+}
+
+/// Number of time buckets per CPU.
+pub const BUCKETS: usize = 128;
+
+impl Timeline {
+    /// An empty timeline.
+    pub fn new(cpus: usize) -> Timeline {
+        Timeline {
+            busy_ns: vec![0; cpus * BUCKETS],
+            width_ns: 1_000,
+            cpus,
+        }
+    }
+
+    fn grow(&mut self) {
+        for c in 0..self.cpus {
+            let row = &mut self.busy_ns[c * BUCKETS..(c + 1) * BUCKETS];
+            for i in 0..BUCKETS / 2 {
+                row[i] = row[2 * i] + row[2 * i + 1];
+            }
+            for v in &mut row[BUCKETS / 2..] {
+                *v = 0;
+            }
+        }
+        self.width_ns *= 2;
+    }
+
+    /// Adds busy time `[start, end)` on `cpu`.
+    #[inline]
+    pub fn add(&mut self, cpu: usize, start_ns: u64, end_ns: u64) {
+        while end_ns > self.width_ns * BUCKETS as u64 {
+            self.grow();
+        }
+        let mut t = start_ns;
+        while t < end_ns {
+            let b = (t / self.width_ns) as usize;
+            let b_end = (b as u64 + 1) * self.width_ns;
+            let until = end_ns.min(b_end);
+            self.busy_ns[cpu * BUCKETS + b] += until - t;
+            t = until;
+        }
+    }
+
+    /// Buckets that cover `[0, makespan)`.
+    pub fn used_buckets(&self, makespan_ns: u64) -> usize {
+        (makespan_ns.div_ceil(self.width_ns) as usize).clamp(1, BUCKETS)
+    }
+}
+
+/// Wasted-core accounting: FIFO of "this task becomes overdue at" deadlines (virtual time only
+/// moves forward, so the FIFO is sorted), an overdue count, and the idle-CPU count.
+#[derive(Clone, Debug, Default)]
+pub struct Wasted {
+    threshold_ns: u64,
+    fifo: VecDeque<(u64, u32, u32)>,
+    /// Tasks runnable for longer than the threshold.
+    pub overdue: u64,
+    /// CPUs parked or waking.
+    pub idle: u64,
+    last_ns: u64,
+    /// ∫ min(idle, overdue) dt.
+    pub wasted_ns: u128,
+    /// ∫ idle dt.
+    pub idle_ns: u128,
+}
+
+impl Wasted {
+    /// A tracker with the given threshold.
+    pub fn new(threshold_ns: u64) -> Wasted {
+        Wasted {
+            threshold_ns,
+            ..Wasted::default()
+        }
+    }
+
+    fn integrate(&mut self, to_ns: u64) {
+        let dt = u128::from(to_ns.saturating_sub(self.last_ns));
+        self.wasted_ns += u128::from(self.idle.min(self.overdue)) * dt;
+        self.idle_ns += u128::from(self.idle) * dt;
+        self.last_ns = self.last_ns.max(to_ns);
+    }
+
+    /// Moves time to `now_ns`; `still_waiting(task, epoch)` says whether a task is still queued
+    /// since the enqueue that produced the deadline (then it becomes overdue).
+    #[inline]
+    pub fn advance(&mut self, now_ns: u64, mut became_overdue: impl FnMut(u32, u32) -> bool) {
+        while let Some(&(deadline, task, epoch)) = self.fifo.front() {
+            if deadline > now_ns {
+                break;
+            }
+            self.integrate(deadline);
+            self.fifo.pop_front();
+            if became_overdue(task, epoch) {
+                self.overdue += 1;
+            }
+        }
+        self.integrate(now_ns);
+    }
+
+    /// A task became runnable at `now_ns` under `epoch`.
+    #[inline]
+    pub fn enqueued(&mut self, now_ns: u64, task: u32, epoch: u32) {
+        self.fifo
+            .push_back((now_ns + self.threshold_ns, task, epoch));
+    }
+
+    /// Entries pending (bounded by tasks made runnable within one threshold).
+    pub fn pending(&self) -> usize {
+        self.fifo.len()
+    }
+}
+
+/// Counters and histograms of one run.
+#[derive(Clone, Debug)]
+pub struct Stats {
+    /// Tasks created.
+    pub spawned: u64,
+    /// Tasks that exited.
+    pub completed: u64,
+    /// Latency samples.
+    pub latency: Histogram,
+    /// Wake-to-run samples.
+    pub wake_to_run: Histogram,
+    /// Queue wait per dispatch (runnable → start).
+    pub wait: Histogram,
+    /// Queue wait before a task's very first segment.
+    pub first_wait: Histogram,
+    /// Σ segment time (including cold-cache and remote-memory inflation).
+    pub busy_ns: u128,
+    /// Σ scheduler overhead charged to CPUs (switches, spawns, probes, steals, injector, park).
+    pub overhead_ns: u128,
+    /// Σ cold-cache penalties.
+    pub cold_ns: u128,
+    /// Successful steals by tier.
+    pub steals: [u64; 5],
+    /// Tasks moved by steals, by tier.
+    pub stolen_tasks: [u64; 5],
+    /// Failed steal probes.
+    pub failed_probes: u64,
+    /// Injector operations.
+    pub injector_ops: u64,
+    /// Migrations by tier.
+    pub migrations: [u64; 5],
+    /// Memory time at local speed, run on the home node.
+    pub mem_local_ns: u128,
+    /// Memory time at local speed, run elsewhere.
+    pub mem_remote_ns: u128,
+    /// CPU unparks.
+    pub unparks: u64,
+    /// Time of the last exit.
+    pub last_exit_ns: u64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            spawned: 0,
+            completed: 0,
+            latency: Histogram::new(),
+            wake_to_run: Histogram::new(),
+            wait: Histogram::new(),
+            first_wait: Histogram::new(),
+            busy_ns: 0,
+            overhead_ns: 0,
+            cold_ns: 0,
+            steals: [0; 5],
+            stolen_tasks: [0; 5],
+            failed_probes: 0,
+            injector_ops: 0,
+            migrations: [0; 5],
+            mem_local_ns: 0,
+            mem_remote_ns: 0,
+            unparks: 0,
+            last_exit_ns: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeline_keeps_total_busy_time_when_it_grows() {
+        let mut t = Timeline::new(2);
+        t.add(0, 0, 500);
+        t.add(1, 900, 1_000_000);
+        assert!(t.width_ns > 1_000);
+        let total: u64 = t.busy_ns.iter().sum();
+        assert_eq!(total, 500 + 999_100);
+    }
+
+    #[test]
+    fn wasted_counts_only_idle_cpus_facing_overdue_tasks() {
+        let mut w = Wasted::new(100);
+        w.idle = 2;
+        w.enqueued(0, 7, 1);
+        w.advance(50, |_, _| true);
+        assert_eq!(w.wasted_ns, 0, "not overdue yet");
+        w.advance(300, |_, _| true);
+        // Overdue from 100 to 300 with 2 idle CPUs but 1 task: min = 1.
+        assert_eq!(w.wasted_ns, 200);
+        assert_eq!(w.idle_ns, 600);
+        w.enqueued(300, 8, 1);
+        w.advance(500, |_, _| false);
+        assert_eq!(
+            w.overdue, 1,
+            "a task dequeued before its deadline never counts"
+        );
+    }
+}
