@@ -88,6 +88,7 @@ pub fn bsp(start_info_paddr: u32) -> Result<(), String> {
         percpu::install(me);
         crate::arch::gdt::load(me.tables);
     }
+    crate::arch::pic::remap_and_mask();
     apic::choose_mode();
     // SAFETY: the MADT's LAPIC address; once on this CPU with interrupts off.
     let mut lapic = unsafe { Lapic::enable_this_cpu(machine.lapic_paddr) };
@@ -124,6 +125,9 @@ fn install_handlers() {
         me.with_lapic(|l| l.eoi());
     });
     trap::set_handler(apic::SPURIOUS_VECTOR, |_| {});
+    // Spurious IRQ 7 / 15 of the (masked) legacy PICs: no EOI, nothing to do.
+    trap::set_handler(crate::arch::pic::PIC_VECTOR_BASE + 7, |_| {});
+    trap::set_handler(crate::arch::pic::PIC_VECTOR_BASE + 15, |_| {});
 }
 
 fn start_aps(me: &'static PerCpu) -> Result<(), String> {
@@ -178,7 +182,10 @@ extern "C" fn ap_main(block: u64) -> ! {
     me.set_lapic(lapic);
     me.online.store(true, Ordering::Release);
     loop {
-        cpu::enable_interrupts_and_halt();
         cpu::interrupts_disable();
+        if crate::smpcall::poll(me) {
+            continue;
+        }
+        cpu::enable_interrupts_and_halt();
     }
 }

@@ -25,10 +25,14 @@ mod arch;
 mod boot;
 mod discovery;
 mod exit;
+mod json;
 mod mem;
 mod percpu;
+mod programs;
 mod pvh;
+mod report;
 mod serial;
+mod smpcall;
 mod sync;
 mod time;
 
@@ -53,14 +57,13 @@ extern "C" fn kernel_main_bsp(start_info_paddr: u32) -> ! {
         arch::trap::load();
     }
     arch::cpu::enable_sse();
-    match boot::bsp(start_info_paddr) {
-        Ok(()) => {}
-        Err(e) => {
-            kprintln!("manycore-kernel: boot failed: {e}");
-            exit(ExitCode::Fail);
-        }
+    if let Err(e) = boot::bsp(start_info_paddr) {
+        kprintln!("manycore-kernel: boot failed: {e}");
+        exit(ExitCode::Fail);
     }
-    exit(ExitCode::Pass)
+    let code = programs::run(pvh::boot_info().cmdline());
+    kprintln!("manycore-kernel: exit {}", if code == ExitCode::Pass { "pass" } else { "fail" });
+    exit(code)
 }
 
 #[panic_handler]

@@ -12,7 +12,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::arch::apic::Lapic;
 use crate::arch::gdt::CpuTables;
-use crate::sync::Once;
+use crate::sync::{Once, SpinLock};
 
 /// One CPU's block. Fields say who reads and writes them.
 #[repr(C, align(64))]
@@ -35,6 +35,9 @@ pub struct PerCpu {
     pub timer_ticks: AtomicU64,
     /// Wake IPIs taken. Written by this CPU; read by anyone (statistics).
     pub wake_ipis: AtomicU64,
+    /// A function (and argument) another CPU asked this one to run. Filled by the requesting
+    /// CPU only when empty, taken by this CPU (see [`crate::smpcall`]).
+    pub call: SpinLock<Option<(fn(usize), usize)>>,
 }
 
 // SAFETY: the only non-Sync fields are `lapic` (touched only by the owning CPU, interrupts off)
@@ -95,6 +98,7 @@ pub fn create_all(topo: &manycore_topology::Topology) -> Result<&'static [&'stat
             online: AtomicBool::new(false),
             timer_ticks: AtomicU64::new(0),
             wake_ipis: AtomicU64::new(0),
+            call: SpinLock::new(None),
         }));
         block.self_ptr = block as *const PerCpu;
         v.push(&*block);

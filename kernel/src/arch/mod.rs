@@ -8,4 +8,5 @@ pub mod gdt;
 pub mod port;
 pub mod trap;
 pub mod apic;
+pub mod pic;
 pub mod smp;

@@ -5,9 +5,11 @@
 //! # The entry path, step by step
 //! 1. Stub `n` (16 bytes apart from `isr_stubs`) pushes a zero error code for vectors where the CPU
 //!    pushes none, then pushes `n`, then jumps to `isr_common`.
-//! 2. `isr_common` pushes the 15 GPRs (the stack is then 16-byte aligned, because the CPU aligns RSP
-//!    before pushing its frame and 22 quadwords follow), reserves 512 bytes and `fxsave64`s the
-//!    x87/SSE state there, and calls [`trap_dispatch`] with a pointer to the [`TrapFrame`].
+//! 2. `isr_common` pushes the 15 GPRs, keeps the frame address in `rbx` (callee-saved, so it
+//!    survives the call), reserves 512 bytes below it aligned to 16 (the SDM says the CPU aligns
+//!    RSP before pushing its frame, but QEMU's TCG was seen entering with RSP ≡ 8 mod 16, so the
+//!    stub does not rely on it), `fxsave64`s the x87/SSE state there, and calls [`trap_dispatch`]
+//!    with a pointer to the [`TrapFrame`].
 //! 3. The dispatcher runs the handler registered for the vector. A handler may switch to another
 //!    thread (timer preemption): this thread's registers and FPU/SSE state stay saved on its own
 //!    stack until the scheduler switches back, and the same path unwinds later.
@@ -104,13 +106,15 @@ isr_common:
     push rcx
     push rbx
     push rax
+    mov rbx, rsp
     sub rsp, 512
+    and rsp, -16
     fxsave64 [rsp]
-    lea rdi, [rsp + 512]
+    mov rdi, rbx
     cld
     call trap_dispatch
     fxrstor64 [rsp]
-    add rsp, 512
+    mov rsp, rbx
     pop rax
     pop rbx
     pop rcx
