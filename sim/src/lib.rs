@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod params;
 pub mod plot;
 pub mod presets;
+pub mod progress;
 pub mod queues;
 pub mod report;
 pub mod rng;
@@ -48,6 +49,8 @@ pub mod workload;
 pub use cost::CostModel;
 pub use engine::{RunOptions, RunResult};
 pub use machine::Machine;
+pub use report::Report;
+pub use scenario::Scenario;
 
 #[cfg(test)]
 mod tests;

@@ -74,8 +74,9 @@ impl Workload for Imbalanced {
         if self.spawned >= self.tasks {
             Step::Exit
         } else {
-            // Yield between batches, as a well-behaved spawner in a cooperative runtime does.
-            Step::Yield(self.batch_seg())
+            // Keep the CPU: a yielding spawner could be stolen, and the work would no longer be
+            // born on one CPU.
+            Step::Run(self.batch_seg())
         }
     }
 

@@ -139,7 +139,9 @@ impl Workload for MemoryBound {
         if left == 0 {
             Step::Exit
         } else {
-            Step::Yield(self.batch_seg(left))
+            // Keep the CPU: a yielding spawner could be stolen, and its node's tasks would then be
+            // born elsewhere.
+            Step::Run(self.batch_seg(left))
         }
     }
 
