@@ -46,6 +46,9 @@ pub const NEXT_GRACE_NS: u64 = 2_000;
 pub const INJECTOR_CHECK_EVERY: u32 = 61;
 /// Most tasks moved from an injector to a ring at once.
 pub const INJECTOR_BATCH_MAX: usize = 32;
+/// Most victims probed in one remote tier per search (remote probes cost a cross-node cache miss
+/// each; scanning every CPU of a 7-node tier would cost tens of microseconds).
+pub const REMOTE_PROBES_MAX: usize = 8;
 /// Most CPUs of one node searching at once.
 pub const SEARCHERS_PER_NODE_MAX: u32 = 2;
 
@@ -295,16 +298,22 @@ impl Queues {
                     self.do_unpark(p, cpu, c);
                 }
             }
-            StealPolicy::Random | StealPolicy::Global => {
-                if self.searching.iter().sum::<u32>() > 0 || !self.any_parked() {
+            StealPolicy::Random => {
+                // The shared idle protocol (bounded searchers per node), with flat placement: a
+                // random parked CPU anywhere, no idea of distance.
+                let node = self.node_of[cpu] as usize;
+                if self.searching[node] == 0 {
+                    self.random_parked(p, cpu, false);
+                }
+            }
+            StealPolicy::Global => {
+                // A shared queue with a condition variable: wake one sleeper per queued task not
+                // yet covered by a CPU on its way.
+                let searching = self.searching.iter().sum::<u32>();
+                if u64::from(searching) >= self.global.len() as u64 || !self.any_parked() {
                     return;
                 }
-                // Any parked CPU, found from a rotating cursor (flat: no idea of distance).
-                let start = if self.policy == StealPolicy::Random {
-                    self.rng[cpu].below(self.cpus as u64) as usize
-                } else {
-                    self.cursor
-                };
+                let start = self.cursor;
                 for i in 0..self.cpus {
                     let c = (start + i) % self.cpus;
                     if self.parked[c] {
@@ -314,6 +323,38 @@ impl Queues {
                     }
                 }
             }
+        }
+    }
+
+    /// Unparks a uniformly chosen parked CPU whose node has room for a searcher (`idle_node`:
+    /// only in a node where nobody searches).
+    fn random_parked(&mut self, p: &mut dyn SimPlatform, cpu: usize, idle_node: bool) {
+        if !self.any_parked() {
+            return;
+        }
+        let start = self.rng[cpu].below(self.cpus as u64) as usize;
+        for i in 0..self.cpus {
+            let c = (start + i) % self.cpus;
+            let node = self.node_of[c] as usize;
+            let limit = if idle_node { 1 } else { SEARCHERS_PER_NODE_MAX };
+            if self.parked[c] && self.searching[node] < limit {
+                self.do_unpark(p, cpu, c);
+                return;
+            }
+        }
+    }
+
+    /// Unparks a CPU in the nearest other node that has parked CPUs and no searcher.
+    fn notify_other_node(&mut self, p: &mut dyn SimPlatform, cpu: usize) {
+        let node = self.node_of[cpu] as usize;
+        let found = self.nodes_by_distance[node]
+            .iter()
+            .map(|&b| b as usize)
+            .find(|&b| self.parked_node[b] > 0 && self.searching[b] == 0);
+        if let Some(b) = found
+            && let Some(&c) = self.node_cpus[b].iter().find(|&&c| self.parked[c as usize])
+        {
+            self.do_unpark(p, cpu, c as usize);
         }
     }
 
@@ -409,16 +450,25 @@ impl Queues {
                         return self.from_injector(p, cpu, b as usize);
                     }
                 }
+                let probes = tier_len.min(REMOTE_PROBES_MAX);
                 if nodes.iter().all(|&b| self.queued_node[b as usize] == 0) {
-                    failed_probes += tier_len as u64;
-                    failed_ns += self.tiers[cpu][ti].probe_all_ns;
+                    failed_probes += probes as u64;
+                    failed_ns += probes as u64 * self.tiers[cpu][ti].probe_ns;
                     continue;
                 }
             }
+            // Local tiers are scanned whole; a remote tier gets at most REMOTE_PROBES_MAX probes,
+            // spread over it.
+            let probes = if kind == TierKind::Remote {
+                tier_len.min(REMOTE_PROBES_MAX)
+            } else {
+                tier_len
+            };
+            let step = (tier_len / probes).max(1);
             let start = self.rng[cpu].below(tier_len as u64) as usize;
             let probe_ns = self.tiers[cpu][ti].probe_ns;
-            for i in 0..tier_len {
-                let victim = self.tiers[cpu][ti].cpus[(start + i) % tier_len] as usize;
+            for i in 0..probes {
+                let victim = self.tiers[cpu][ti].cpus[(start + i * step) % tier_len] as usize;
                 if self.queued_cpu[victim] > 0
                     && let Some(t) = self.steal_from(p, cpu, victim)
                 {
@@ -482,8 +532,24 @@ impl Queues {
         self.searching[node] -= 1;
         // The last searcher of the node to find work passes the baton if work is still queued.
         if found && self.searching[node] == 0 && self.queued_total > 0 {
-            if self.policy != StealPolicy::NoSteal {
-                self.notify(p, cpu);
+            match self.policy {
+                StealPolicy::NoSteal => {}
+                StealPolicy::Global => self.notify(p, cpu),
+                StealPolicy::Random => {
+                    self.notify(p, cpu);
+                    if self.queued_total > u64::from(self.searching.iter().sum::<u32>()) {
+                        self.random_parked(p, cpu, true);
+                    }
+                }
+                StealPolicy::Topology => {
+                    self.notify(p, cpu);
+                    // Fan out: also start a search in the nearest node where nobody is looking, so
+                    // waking P CPUs takes O(log P) unpark latencies, not O(P) (a chain of one
+                    // wake-up at a time leaves cores idle for P × unpark on big machines).
+                    if self.queued_total > u64::from(self.searching.iter().sum::<u32>()) {
+                        self.notify_other_node(p, cpu);
+                    }
+                }
             }
         }
     }
