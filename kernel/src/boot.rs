@@ -114,11 +114,7 @@ pub fn bsp(start_info_paddr: u32) -> Result<(), String> {
 }
 
 fn install_handlers() {
-    trap::set_handler(apic::TIMER_VECTOR, |_| {
-        let me = percpu::current();
-        me.timer_ticks.fetch_add(1, Ordering::Relaxed);
-        me.with_lapic(|l| l.eoi());
-    });
+    crate::thread::init();
     trap::set_handler(apic::WAKE_VECTOR, |_| {
         let me = percpu::current();
         me.wake_ipis.fetch_add(1, Ordering::Relaxed);
@@ -181,11 +177,5 @@ extern "C" fn ap_main(block: u64) -> ! {
     }
     me.set_lapic(lapic);
     me.online.store(true, Ordering::Release);
-    loop {
-        cpu::interrupts_disable();
-        if crate::smpcall::poll(me) {
-            continue;
-        }
-        cpu::enable_interrupts_and_halt();
-    }
+    crate::thread::scheduler_loop()
 }

@@ -34,6 +34,7 @@ mod report;
 mod serial;
 mod smpcall;
 mod sync;
+mod thread;
 mod time;
 
 use exit::{ExitCode, exit};
@@ -61,9 +62,18 @@ extern "C" fn kernel_main_bsp(start_info_paddr: u32) -> ! {
         kprintln!("manycore-kernel: boot failed: {e}");
         exit(ExitCode::Fail);
     }
-    let code = programs::run(pvh::boot_info().cmdline());
-    kprintln!("manycore-kernel: exit {}", if code == ExitCode::Pass { "pass" } else { "fail" });
-    exit(code)
+    // The program runs as a kernel thread (it blocks, joins and gets preempted like any other);
+    // this CPU then becomes a scheduler like the others.
+    let spawned = thread::spawn_on(Some(percpu::current().cpu), false, || {
+        let code = programs::run(pvh::boot_info().cmdline());
+        kprintln!("manycore-kernel: exit {}", if code == ExitCode::Pass { "pass" } else { "fail" });
+        exit(code)
+    });
+    if let Err(e) = spawned {
+        kprintln!("manycore-kernel: cannot start the program: {e}");
+        exit(ExitCode::Fail);
+    }
+    thread::scheduler_loop()
 }
 
 #[panic_handler]

@@ -38,6 +38,8 @@ pub struct PerCpu {
     /// A function (and argument) another CPU asked this one to run. Filled by the requesting
     /// CPU only when empty, taken by this CPU (see [`crate::smpcall`]).
     pub call: SpinLock<Option<(fn(usize), usize)>>,
+    /// Scheduler state (see [`crate::thread`]).
+    pub sched: crate::thread::CpuSched,
 }
 
 // SAFETY: the only non-Sync fields are `lapic` (touched only by the owning CPU, interrupts off)
@@ -99,6 +101,7 @@ pub fn create_all(topo: &manycore_topology::Topology) -> Result<&'static [&'stat
             timer_ticks: AtomicU64::new(0),
             wake_ipis: AtomicU64::new(0),
             call: SpinLock::new(None),
+            sched: crate::thread::CpuSched::new(),
         }));
         block.self_ptr = block as *const PerCpu;
         v.push(&*block);

@@ -10,3 +10,4 @@ pub mod trap;
 pub mod apic;
 pub mod pic;
 pub mod smp;
+pub mod switch;

@@ -207,9 +207,7 @@ fn timer_fires_on_every_cpu() -> Result<String, String> {
             smpcall::run_on(cpu, arm_timer, ticks)?;
         }
     }
-    crate::arch::cpu::interrupts_enable();
     let ok = wait_until(|| (0..n).all(|c| percpu::get(c).timer_ticks.load(Ordering::Relaxed) > before[c]));
-    crate::arch::cpu::interrupts_disable();
     if ok {
         Ok(format!("{n} CPUs took a 1 ms one-shot timer interrupt"))
     } else {
