@@ -200,6 +200,13 @@ pub unsafe fn free(paddr: u64, bytes: u64) {
     let _ = POOLS[node].lock().insert(paddr, paddr + bytes);
 }
 
+/// Whether all of `[paddr, paddr + bytes)` is free in its node's pool (statistics and tests).
+pub fn is_free(paddr: u64, bytes: u64) -> bool {
+    let Some(node) = node_of(paddr) else { return false };
+    let p = POOLS[node].lock();
+    p.ranges[..p.len].iter().any(|r| r.base <= paddr && paddr + bytes <= r.end)
+}
+
 /// The node owning physical address `paddr`, from the SRAT.
 pub fn node_of(paddr: u64) -> Option<usize> {
     let aff = AFFINITY.get()?;

@@ -15,12 +15,13 @@ use crate::json::Json;
 use crate::{boot, kprintln, report};
 
 pub mod selftest;
+pub mod selftest_sched;
 
 /// Runs the program named on the command line; returns the exit code.
 pub fn run(cmdline: &str) -> ExitCode {
     let mut words = cmdline.split_whitespace();
     match words.next() {
-        Some("selftest") => selftest::run(),
+        Some("selftest") => selftest::run(&words.collect::<alloc::vec::Vec<_>>()),
         Some("topo") => {
             let mut j = Json::new();
             j.begin_object();

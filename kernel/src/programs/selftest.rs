@@ -9,6 +9,7 @@
 //! - `timer_fires_on_every_cpu`: a one-shot LAPIC timer armed on each CPU interrupts that CPU.
 //! - `frames_come_from_their_node`: frames taken from each node's pool lie in that node's SRAT
 //!   ranges, and each pool holds RAM on its node only.
+//! - the thread, preemption, mutex, channel and remote-free checks of [`super::selftest_sched`].
 
 use alloc::format;
 use alloc::string::String;
@@ -45,14 +46,29 @@ impl Check {
     }
 }
 
-/// Runs all checks and prints the `RESULT` line.
-pub fn run() -> ExitCode {
+/// `key=value` from the program's arguments.
+fn arg_usize(args: &[&str], key: &str) -> Option<usize> {
+    args.iter().find_map(|a| a.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+}
+
+/// Runs all checks and prints the `RESULT` line. `args` are the words after `selftest`
+/// (`threads=N` sets the thread count of `every_thread_runs_once`).
+pub fn run(args: &[&str]) -> ExitCode {
     let mut checks = Vec::new();
     checks.push(Check::new("every_cpu_online", every_cpu_online()));
     checks.push(Check::new("every_cpu_matches_firmware", every_cpu_matches_firmware()));
     checks.push(Check::new("wake_ipi_reaches_every_cpu", wake_ipi_reaches_every_cpu()));
     checks.push(Check::new("timer_fires_on_every_cpu", timer_fires_on_every_cpu()));
     checks.push(Check::new("frames_come_from_their_node", frames_come_from_their_node()));
+    let threads = arg_usize(args, "threads").unwrap_or(super::selftest_sched::THREADS_DEFAULT);
+    checks.push(Check::new("every_thread_runs_once", super::selftest_sched::every_thread_runs_once(threads)));
+    checks.push(Check::new("mutex_is_exact_under_contention", super::selftest_sched::mutex_is_exact_under_contention()));
+    checks.push(Check::new(
+        "channel_keeps_order_and_loses_nothing",
+        super::selftest_sched::channel_keeps_order_and_loses_nothing(),
+    ));
+    checks.push(Check::new("cpu_bound_thread_is_preempted", super::selftest_sched::cpu_bound_thread_is_preempted()));
+    checks.push(Check::new("remote_frees_return_home", super::selftest_sched::remote_frees_return_home()));
     let pass = checks.iter().all(|c| c.pass);
     for c in &checks {
         kprintln!("selftest: {:<32} {} {}", c.name, if c.pass { "ok  " } else { "FAIL" }, c.detail);
@@ -64,6 +80,17 @@ pub fn run() -> ExitCode {
     j.field_uint("cpus_online", percpu::all().iter().filter(|c| c.online.load(Ordering::Acquire)).count() as u64);
     j.key("topology");
     report::topology(&mut j, &boot::machine().topology);
+    let sum = |f: fn(&percpu::PerCpu) -> u64| percpu::all().iter().map(|c| f(c)).sum::<u64>();
+    j.key("sched").begin_object();
+    j.field_uint("switches", sum(|c| c.sched.switches.load(Ordering::Relaxed)));
+    j.field_uint("preemptions", sum(|c| c.sched.preemptions.load(Ordering::Relaxed)));
+    j.field_uint("threads_run", sum(|c| c.sched.threads_run.load(Ordering::Relaxed)));
+    j.key("stolen_by_tier").begin_array();
+    for k in 0..crate::thread::runq::TIER_KINDS_MAX {
+        j.uint(percpu::all().iter().map(|c| c.sched.runq.stolen_by_tier[k].load(Ordering::Relaxed)).sum());
+    }
+    j.end_array();
+    j.end_object();
     j.key("checks").begin_array();
     for c in &checks {
         j.begin_object();

@@ -1,0 +1,305 @@
+//! The scheduling half of `selftest`: threads, preemption, blocking primitives, remote frees.
+//!
+//! - `every_thread_runs_once`: `threads=N` (default 100 000) threads, spawned by one spawner per
+//!   CPU in bounded waves, each bump its own counter; every counter must be exactly 1 and every CPU
+//!   must have run some of them.
+//! - `mutex_is_exact_under_contention`: 2 threads per CPU each add 1 to a counter 200 times,
+//!   yielding inside the critical section so others must sleep on the mutex; the sum must be exact
+//!   and at least one locker must have slept.
+//! - `channel_keeps_order_and_loses_nothing`: one producer and one consumer per CPU over a channel
+//!   of capacity 8; every message arrives exactly once and each consumer sees each producer's
+//!   messages in send order.
+//! - `cpu_bound_thread_is_preempted`: a thread spinning in a loop that never yields, and a second
+//!   thread pinned to the same CPU; the second must run (it ends the spin) through timer preemption,
+//!   and the spinner's `xmm0`, which the second thread overwrites, must survive (FXSAVE on
+//!   preemption).
+//! - `remote_frees_return_home`: memory the heap gave a thread on node A, freed by a thread on node
+//!   B, is free again in node A's frame pool.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+
+use crate::mem::frames;
+use crate::percpu;
+use crate::thread::sync::{Channel, Mutex};
+use crate::thread::{self, JoinHandle};
+
+/// Default number of threads in `every_thread_runs_once`.
+pub const THREADS_DEFAULT: usize = 100_000;
+/// Threads a spawner keeps alive at once (bounds stack memory: wave × 16 KiB per CPU).
+const WAVE_THREADS_MAX: usize = 256;
+
+fn join_all(handles: Vec<JoinHandle>) {
+    for h in handles {
+        h.join();
+    }
+}
+
+/// `every_thread_runs_once`.
+pub fn every_thread_runs_once(n: usize) -> Result<String, String> {
+    let ncpus = percpu::all().len();
+    let runs: Arc<Vec<AtomicU8>> = Arc::new((0..n).map(|_| AtomicU8::new(0)).collect());
+    let per_cpu: Arc<Vec<AtomicU64>> = Arc::new((0..ncpus).map(|_| AtomicU64::new(0)).collect());
+    let mut spawners = Vec::new();
+    for cpu in 0..ncpus {
+        let (runs, per_cpu) = (runs.clone(), per_cpu.clone());
+        let h = thread::spawn_on(Some(cpu), true, move || {
+            let mut i = cpu;
+            while i < n {
+                let mut wave = Vec::with_capacity(WAVE_THREADS_MAX);
+                while i < n && wave.len() < WAVE_THREADS_MAX {
+                    let (runs, per_cpu) = (runs.clone(), per_cpu.clone());
+                    let idx = i;
+                    match thread::spawn_on(Some(cpu), false, move || {
+                        runs[idx].fetch_add(1, Ordering::Relaxed);
+                        per_cpu[percpu::current().cpu].fetch_add(1, Ordering::Relaxed);
+                    }) {
+                        Ok(h) => wave.push(h),
+                        Err(_) => break,
+                    }
+                    i += ncpus;
+                }
+                join_all(wave);
+            }
+        })
+        .map_err(String::from)?;
+        spawners.push(h);
+    }
+    join_all(spawners);
+    let mut bad = Vec::new();
+    for (i, r) in runs.iter().enumerate() {
+        let v = r.load(Ordering::Relaxed);
+        if v != 1 && bad.len() < 8 {
+            bad.push((i, v));
+        }
+    }
+    if !bad.is_empty() {
+        return Err(format!("threads not run exactly once (index, runs): {bad:?}"));
+    }
+    let hits: Vec<u64> = per_cpu.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    if let Some(idle) = hits.iter().position(|&h| h == 0) {
+        return Err(format!("CPU {idle} ran none of the threads (per CPU: {hits:?})"));
+    }
+    let stolen: u64 = percpu::all()
+        .iter()
+        .flat_map(|c| c.sched.runq.stolen_by_tier.iter().map(|s| s.load(Ordering::Relaxed)))
+        .sum();
+    Ok(format!("{n} threads, each ran once; per CPU {hits:?}; {stolen} threads stolen so far"))
+}
+
+/// `mutex_is_exact_under_contention`.
+pub fn mutex_is_exact_under_contention() -> Result<String, String> {
+    let ncpus = percpu::all().len();
+    let threads = 2 * ncpus;
+    let rounds = 200u64;
+    let m = Arc::new(Mutex::new(0u64));
+    let mut hs = Vec::new();
+    for t in 0..threads {
+        let m = m.clone();
+        hs.push(
+            thread::spawn_on(Some(t % ncpus), false, move || {
+                for _ in 0..rounds {
+                    let mut g = m.lock();
+                    let v = *g;
+                    thread::yield_now();
+                    *g = v + 1;
+                }
+            })
+            .map_err(String::from)?,
+        );
+    }
+    join_all(hs);
+    let total = *m.lock();
+    let waits = m.waits.load(Ordering::Relaxed);
+    let want = threads as u64 * rounds;
+    if total != want {
+        return Err(format!("counter {total}, expected {want}"));
+    }
+    if waits == 0 {
+        return Err("no locker ever slept: the check did not create contention".into());
+    }
+    Ok(format!("{threads} threads x {rounds}: {total}; {waits} sleeps on the mutex"))
+}
+
+/// `channel_keeps_order_and_loses_nothing`.
+pub fn channel_keeps_order_and_loses_nothing() -> Result<String, String> {
+    let ncpus = percpu::all().len();
+    let producers = ncpus;
+    let consumers = ncpus;
+    let per_producer = 2_000u64;
+    let ch: Arc<Channel<u64>> = Arc::new(Channel::new(8));
+    let seen: Arc<Vec<AtomicU8>> = Arc::new((0..producers as u64 * per_producer).map(|_| AtomicU8::new(0)).collect());
+    let order_ok = Arc::new(AtomicBool::new(true));
+    let received = Arc::new(AtomicU64::new(0));
+    let total = producers as u64 * per_producer;
+    let mut hs = Vec::new();
+    for p in 0..producers {
+        let ch = ch.clone();
+        hs.push(
+            thread::spawn_on(Some(p % ncpus), false, move || {
+                for seq in 0..per_producer {
+                    ch.send(((p as u64) << 32) | seq);
+                }
+            })
+            .map_err(String::from)?,
+        );
+    }
+    // Each consumer takes messages until all have arrived; a sentinel per consumer ends the rest.
+    for c in 0..consumers {
+        let (ch, seen, order_ok, received) = (ch.clone(), seen.clone(), order_ok.clone(), received.clone());
+        hs.push(
+            thread::spawn_on(Some((c + 1) % ncpus), false, move || {
+                let mut last = alloc::vec![None::<u64>; producers];
+                loop {
+                    let m = ch.recv();
+                    if m == u64::MAX {
+                        break;
+                    }
+                    let (p, seq) = ((m >> 32) as usize, m & 0xffff_ffff);
+                    if last[p].is_some_and(|l| l >= seq) {
+                        order_ok.store(false, Ordering::Relaxed);
+                    }
+                    last[p] = Some(seq);
+                    seen[p * per_producer as usize + seq as usize].fetch_add(1, Ordering::Relaxed);
+                    if received.fetch_add(1, Ordering::AcqRel) + 1 == total {
+                        for _ in 0..consumers {
+                            ch.send(u64::MAX);
+                        }
+                    }
+                }
+            })
+            .map_err(String::from)?,
+        );
+    }
+    join_all(hs);
+    let dup_or_lost = seen.iter().filter(|s| s.load(Ordering::Relaxed) != 1).count();
+    if dup_or_lost != 0 {
+        return Err(format!("{dup_or_lost} messages lost or duplicated"));
+    }
+    if !order_ok.load(Ordering::Relaxed) {
+        return Err("a consumer saw a producer's messages out of order".into());
+    }
+    Ok(format!("{producers} producers x {per_producer} messages to {consumers} consumers through capacity 8: exact and in order"))
+}
+
+/// Bound on the spinner's loop (a CPU that is never preempted ends the check with a failure).
+const SPIN_ITERATIONS_MAX: u64 = 1 << 31;
+const XMM_PATTERN: u64 = 0x5eed_f00d_dead_beef;
+
+/// `cpu_bound_thread_is_preempted`.
+pub fn cpu_bound_thread_is_preempted() -> Result<String, String> {
+    let ncpus = percpu::all().len();
+    let cpu = ncpus - 1;
+    let flag = Arc::new(AtomicU8::new(0));
+    let result = Arc::new(AtomicU64::new(0));
+    let remaining = Arc::new(AtomicU64::new(0));
+    let before = percpu::get(cpu).sched.preemptions.load(Ordering::Relaxed);
+    let spinner = {
+        let (flag, result, remaining) = (flag.clone(), result.clone(), remaining.clone());
+        thread::spawn_on(Some(cpu), true, move || {
+            let out: u64;
+            let left: u64;
+            // SAFETY: the block uses xmm0 only inside itself (the kernel is compiled without SSE,
+            // so no compiler-generated code holds a value there) and reads the flag byte of a live
+            // Arc. It never yields: only a timer preemption can let another thread run here.
+            unsafe {
+                core::arch::asm!(
+                    "movq xmm0, {pattern}",
+                    "2:",
+                    "pause",
+                    "cmp byte ptr [{flag}], 0",
+                    "jne 3f",
+                    "dec {count}",
+                    "jnz 2b",
+                    "3:",
+                    "movq {out}, xmm0",
+                    pattern = in(reg) XMM_PATTERN,
+                    flag = in(reg) flag.as_ptr(),
+                    count = inout(reg) SPIN_ITERATIONS_MAX => left,
+                    out = lateout(reg) out,
+                    options(nostack),
+                );
+            }
+            result.store(out, Ordering::Relaxed);
+            remaining.store(left, Ordering::Relaxed);
+        })
+        .map_err(String::from)?
+    };
+    let other = {
+        let flag = flag.clone();
+        thread::spawn_on(Some(cpu), true, move || {
+            // SAFETY: clobbers xmm0 (all ones) — the spinner's saved copy must not be affected —
+            // and stores through a live Arc.
+            unsafe {
+                core::arch::asm!("pcmpeqd xmm0, xmm0", "mov byte ptr [{flag}], 1", flag = in(reg) flag.as_ptr(), options(nostack));
+            }
+        })
+        .map_err(String::from)?
+    };
+    other.join();
+    spinner.join();
+    let preempted = percpu::get(cpu).sched.preemptions.load(Ordering::Relaxed) - before;
+    let left = remaining.load(Ordering::Relaxed);
+    let xmm = result.load(Ordering::Relaxed);
+    if left == 0 {
+        return Err(format!("CPU {cpu}: the spinner ran {SPIN_ITERATIONS_MAX} iterations and was never preempted"));
+    }
+    if preempted == 0 {
+        return Err(format!("CPU {cpu}: the spin ended but no preemption was counted"));
+    }
+    if xmm != XMM_PATTERN {
+        return Err(format!("CPU {cpu}: xmm0 was {xmm:#x} after preemption, expected {XMM_PATTERN:#x}"));
+    }
+    Ok(format!("CPU {cpu}: spinner preempted {preempted} time(s); xmm0 preserved"))
+}
+
+/// `remote_frees_return_home`.
+pub fn remote_frees_return_home() -> Result<String, String> {
+    let topo = &crate::boot::machine().topology;
+    if topo.num_nodes() < 2 {
+        return Ok("one NUMA node: no remote free to make".into());
+    }
+    let bytes = 128 * 1024usize;
+    let mut summary = String::new();
+    for home in 0..topo.num_nodes() {
+        let away = (home + 1) % topo.num_nodes();
+        let (Some(&home_cpu), Some(&away_cpu)) = (topo.cpus_of_node(home).first(), topo.cpus_of_node(away).first()) else {
+            continue;
+        };
+        let ch: Arc<Channel<usize>> = Arc::new(Channel::new(1));
+        let producer = {
+            let ch = ch.clone();
+            thread::spawn_on(Some(home_cpu), true, move || {
+                let buf: alloc::boxed::Box<[u8]> = alloc::vec![0xa5u8; bytes].into_boxed_slice();
+                ch.send(alloc::boxed::Box::into_raw(buf) as *mut u8 as usize);
+            })
+            .map_err(String::from)?
+        };
+        let addr = Arc::new(AtomicU64::new(0));
+        let consumer = {
+            let (ch, addr) = (ch.clone(), addr.clone());
+            thread::spawn_on(Some(away_cpu), true, move || {
+                let p = ch.recv();
+                addr.store(p as u64, Ordering::Relaxed);
+                // SAFETY: the pointer came from `Box::into_raw` of a boxed slice of `bytes` bytes.
+                drop(unsafe { alloc::boxed::Box::from_raw(core::ptr::slice_from_raw_parts_mut(p as *mut u8, bytes)) });
+            })
+            .map_err(String::from)?
+        };
+        producer.join();
+        consumer.join();
+        let p = addr.load(Ordering::Relaxed);
+        let owner = frames::node_of(p);
+        if owner != Some(home) {
+            return Err(format!("a thread on node {home} got heap memory from node {owner:?}"));
+        }
+        if !frames::is_free(p, bytes as u64) {
+            return Err(format!("{bytes} bytes allocated on node {home} and freed on node {away} are not free in node {home}'s pool"));
+        }
+        summary.push_str(&format!("node {home}->{away}->{home} ok; "));
+    }
+    Ok(summary)
+}
