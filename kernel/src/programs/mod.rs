@@ -14,6 +14,7 @@ use crate::exit::ExitCode;
 use crate::json::Json;
 use crate::{boot, kprintln, report};
 
+pub mod bench;
 pub mod selftest;
 pub mod selftest_sched;
 
@@ -22,6 +23,7 @@ pub fn run(cmdline: &str) -> ExitCode {
     let mut words = cmdline.split_whitespace();
     match words.next() {
         Some("selftest") => selftest::run(&words.collect::<alloc::vec::Vec<_>>()),
+        Some("bench") => bench::run(),
         Some("topo") => {
             let mut j = Json::new();
             j.begin_object();

@@ -10,7 +10,9 @@
 //! 1. With interrupts off, run a pending cross-CPU call, then take a thread: own queue first,
 //!    then steal by topology tier ([`runq::steal_for`]).
 //! 2. Wait until the thread's previous CPU has switched away from it (`on_cpu` false), make it
-//!    current, arm the preemption timer, and switch to it.
+//!    current, arm the preemption timer unless a tick is already pending, and switch to it. The
+//!    tick preempts the running thread only if another thread waits in this CPU's queue; otherwise
+//!    it re-arms and the thread keeps the CPU.
 //! 3. When it switches back, clear `on_cpu` (release), then act on why it stopped: *yield* or
 //!    *preempted* → back on this CPU's queue; *blocked* → nothing (whoever wakes it queues it);
 //!    *exited* → free its stack and wake its joiner.
@@ -114,6 +116,10 @@ pub struct CpuSched {
     pub preemptions: AtomicU64,
     /// Threads that finished on this CPU.
     pub threads_run: AtomicU64,
+    /// Whether a preemption tick is pending. Owner CPU only (set when arming, cleared by the timer
+    /// handler), so a switch re-arms the LAPIC timer only when no tick is pending: programming the
+    /// timer is an MMIO write that costs microseconds under emulation.
+    tick_pending: AtomicBool,
 }
 
 impl CpuSched {
@@ -128,6 +134,7 @@ impl CpuSched {
             switches: AtomicU64::new(0),
             preemptions: AtomicU64::new(0),
             threads_run: AtomicU64::new(0),
+            tick_pending: AtomicBool::new(false),
         }
     }
 }
@@ -357,7 +364,9 @@ fn run_one(me: &'static PerCpu, t: Arc<Thread>) {
     // SAFETY: owner CPU, interrupts off.
     unsafe { *me.sched.current.get() = Some(t) };
     me.sched.switches.fetch_add(1, Ordering::Relaxed);
-    arm_quantum(me);
+    if !me.sched.tick_pending.load(Ordering::Relaxed) {
+        arm_quantum(me);
+    }
     // SAFETY: `rsp` was saved by the thread's last switch (or built by `prepare_stack`), and that
     // context is resumed only here, once; interrupts are off.
     unsafe { switch_context(me.sched.loop_rsp.get(), rsp) };
@@ -379,6 +388,7 @@ fn run_one(me: &'static PerCpu, t: Arc<Thread>) {
 }
 
 fn arm_quantum(me: &PerCpu) {
+    me.sched.tick_pending.store(true, Ordering::Relaxed);
     let ticks = (time::apic_ticks_per_ms() * QUANTUM_US / 1000).clamp(1, u64::from(u32::MAX)) as u32;
     me.with_lapic(|l| l.timer_oneshot(ticks));
 }
@@ -388,6 +398,7 @@ fn arm_quantum(me: &PerCpu) {
 fn on_timer(_frame: &mut trap::TrapFrame) {
     let me = percpu::current();
     me.timer_ticks.fetch_add(1, Ordering::Relaxed);
+    me.sched.tick_pending.store(false, Ordering::Relaxed);
     me.with_lapic(|l| l.eoi());
     // SAFETY: owner CPU, interrupts off (interrupt gate).
     let running = unsafe { (*me.sched.current.get()).is_some() };
