@@ -29,8 +29,13 @@ impl fmt::Display for AcpiError {
         match self {
             Self::NoRsdp => write!(f, "ACPI: the PVH start info has no RSDP address"),
             Self::BadRsdp => write!(f, "ACPI: the RSDP has a bad signature or checksum"),
-            Self::BadTable(at) => write!(f, "ACPI: the table at {at:#x} has a bad checksum or length"),
-            Self::TooManyTables => write!(f, "ACPI: the root table lists more than {ROOT_ENTRIES_MAX} tables"),
+            Self::BadTable(at) => {
+                write!(f, "ACPI: the table at {at:#x} has a bad checksum or length")
+            }
+            Self::TooManyTables => write!(
+                f,
+                "ACPI: the root table lists more than {ROOT_ENTRIES_MAX} tables"
+            ),
         }
     }
 }
@@ -104,7 +109,11 @@ impl Tables {
                 return Err(AcpiError::BadRsdp);
             }
             let xsdt = u64_at(rsdp2, 24);
-            if xsdt != 0 { (xsdt, 8) } else { (u64::from(u32_at(rsdp, 16)), 4) }
+            if xsdt != 0 {
+                (xsdt, 8)
+            } else {
+                (u64::from(u32_at(rsdp, 16)), 4)
+            }
         } else {
             (u64::from(u32_at(rsdp, 16)), 4)
         };
@@ -114,10 +123,17 @@ impl Tables {
         if n > ROOT_ENTRIES_MAX {
             return Err(AcpiError::TooManyTables);
         }
-        let mut out = Self { entries: [0; ROOT_ENTRIES_MAX], len: n };
+        let mut out = Self {
+            entries: [0; ROOT_ENTRIES_MAX],
+            len: n,
+        };
         for i in 0..n {
             let at = 36 + i * entry_bytes;
-            out.entries[i] = if entry_bytes == 8 { u64_at(root, at) } else { u64::from(u32_at(root, at)) };
+            out.entries[i] = if entry_bytes == 8 {
+                u64_at(root, at)
+            } else {
+                u64::from(u32_at(root, at))
+            };
         }
         Ok(out)
     }

@@ -39,6 +39,12 @@ pub fn bsp(start_info_paddr: u32) -> Result<(), String> {
 
     // SAFETY: the RSDP address from the start info; firmware memory is identity-mapped.
     let tables = unsafe { acpi::Tables::load(info.rsdp_paddr) }.map_err(|e| format!("{e}"))?;
+    let mut sigs = alloc::string::String::new();
+    for s in tables.signatures() {
+        sigs.push_str(core::str::from_utf8(&s).unwrap_or("????"));
+        sigs.push(' ');
+    }
+    kprintln!("manycore-kernel: ACPI tables: {}", sigs.trim_end());
     let machine = discovery::discover(&tables)?;
     let topo = &machine.topology;
     kprintln!(
@@ -55,20 +61,40 @@ pub fn bsp(start_info_paddr: u32) -> Result<(), String> {
     let mut ram = alloc::vec::Vec::new();
     for r in info.memmap() {
         if r.kind == MemKind::Ram {
-            ram.push(PhysRange { base: r.base, end: r.base + r.bytes });
+            ram.push(PhysRange {
+                base: r.base,
+                end: r.base + r.bytes,
+            });
         }
     }
     if ram.is_empty() {
         return Err("PVH: the memory map lists no usable RAM".into());
     }
     // SAFETY: only the addresses of the linker symbols are taken.
-    let (kstart, kend) = unsafe { (&__kernel_start as *const u8 as u64, &__kernel_end as *const u8 as u64) };
-    let reserved = [PhysRange { base: 0, end: 0x10_0000 }, PhysRange { base: kstart, end: kend }];
+    let (kstart, kend) = unsafe {
+        (
+            &__kernel_start as *const u8 as u64,
+            &__kernel_end as *const u8 as u64,
+        )
+    };
+    let reserved = [
+        PhysRange {
+            base: 0,
+            end: 0x10_0000,
+        },
+        PhysRange {
+            base: kstart,
+            end: kend,
+        },
+    ];
     frames::init(&ram, &machine.memory, topo.num_nodes(), &reserved)?;
     crate::HEAP.frames_ready();
     for n in 0..topo.num_nodes() {
         let s = frames::stats(n);
-        kprintln!("manycore-kernel: node {n}: {} MiB of frames", s.total_bytes >> 20);
+        kprintln!(
+            "manycore-kernel: node {n}: {} MiB of frames",
+            s.total_bytes >> 20
+        );
     }
 
     let machine = MACHINE.set(machine).map_err(|_| "boot::bsp ran twice")?;
@@ -93,7 +119,11 @@ pub fn bsp(start_info_paddr: u32) -> Result<(), String> {
     // SAFETY: the MADT's LAPIC address; once on this CPU with interrupts off.
     let mut lapic = unsafe { Lapic::enable_this_cpu(machine.lapic_paddr) };
     if lapic.id() != me.apic_id {
-        return Err(format!("the BSP's LAPIC id {} differs from its CPUID APIC id {}", lapic.id(), me.apic_id));
+        return Err(format!(
+            "the BSP's LAPIC id {} differs from its CPUID APIC id {}",
+            lapic.id(),
+            me.apic_id
+        ));
     }
     time::calibrate(&mut lapic)?;
     me.set_lapic(lapic);
@@ -101,14 +131,25 @@ pub fn bsp(start_info_paddr: u32) -> Result<(), String> {
     me.online.store(true, Ordering::Release);
     kprintln!(
         "manycore-kernel: {} mode, TSC {} MHz, APIC timer {} ticks/ms, TSC-deadline {}",
-        if apic::x2apic_mode() { "x2APIC" } else { "xAPIC" },
+        if apic::x2apic_mode() {
+            "x2APIC"
+        } else {
+            "xAPIC"
+        },
         time::tsc_hz() / 1_000_000,
         time::apic_ticks_per_ms(),
-        if apic::has_tsc_deadline() { "yes" } else { "no" }
+        if apic::has_tsc_deadline() {
+            "yes"
+        } else {
+            "no"
+        }
     );
 
     start_aps(me)?;
-    let online = cpus.iter().filter(|c| c.online.load(Ordering::Acquire)).count();
+    let online = cpus
+        .iter()
+        .filter(|c| c.online.load(Ordering::Acquire))
+        .count();
     kprintln!("manycore-kernel: {online} of {} CPUs online", cpus.len());
     Ok(())
 }
@@ -150,7 +191,10 @@ fn start_aps(me: &'static PerCpu) -> Result<(), String> {
         let deadline = time::now_ns() + AP_ONLINE_TIMEOUT_MS * 1_000_000;
         while !ap.online.load(Ordering::Acquire) {
             if time::now_ns() > deadline {
-                return Err(format!("CPU {} (APIC id {}) did not come online", ap.cpu, ap.apic_id));
+                return Err(format!(
+                    "CPU {} (APIC id {}) did not come online",
+                    ap.cpu, ap.apic_id
+                ));
             }
             core::hint::spin_loop();
         }
@@ -173,7 +217,12 @@ extern "C" fn ap_main(block: u64) -> ! {
     // SAFETY: once on this CPU, interrupts off; same LAPIC address as the BSP's.
     let lapic = unsafe { Lapic::enable_this_cpu(machine().lapic_paddr) };
     if lapic.id() != me.apic_id {
-        panic!("CPU {} started with LAPIC id {} but the MADT says {}", me.cpu, lapic.id(), me.apic_id);
+        panic!(
+            "CPU {} started with LAPIC id {} but the MADT says {}",
+            me.cpu,
+            lapic.id(),
+            me.apic_id
+        );
     }
     me.set_lapic(lapic);
     me.online.store(true, Ordering::Release);

@@ -48,7 +48,9 @@ impl ApicIdShifts {
         for level in levels {
             match level.level_type() {
                 x86::cpuid::TopologyType::SMT => smt = Some(level.shift_right_for_next_apic_id()),
-                x86::cpuid::TopologyType::Core => package = Some(level.shift_right_for_next_apic_id()),
+                x86::cpuid::TopologyType::Core => {
+                    package = Some(level.shift_right_for_next_apic_id())
+                }
                 _ => {}
             }
         }
@@ -109,13 +111,21 @@ mod tables {
         (ids, lapic)
     }
 
-    /// (apic id, proximity domain) and (base, length, proximity domain) entries.
-    pub fn srat(t: &[u8]) -> (Vec<(u32, u32)>, Vec<(u64, u64, u32)>) {
+    /// SRAT CPU affinities as (APIC id, proximity domain).
+    pub type CpuAffinity = Vec<(u32, u32)>;
+    /// SRAT memory affinities as (base, length, proximity domain).
+    pub type MemAffinity = Vec<(u64, u64, u32)>;
+
+    /// CPU and memory affinity entries.
+    pub fn srat(t: &[u8]) -> (CpuAffinity, MemAffinity) {
         let (mut cpus, mut mem) = (Vec::new(), Vec::new());
         for (kind, e) in entries(&t[48..]) {
             match kind {
                 0 if e.len() >= 16 && u32_at(e, 4) & 1 != 0 => {
-                    let pxm = u32::from(e[2]) | (u32::from(e[9]) << 8) | (u32::from(e[10]) << 16) | (u32::from(e[11]) << 24);
+                    let pxm = u32::from(e[2])
+                        | (u32::from(e[9]) << 8)
+                        | (u32::from(e[10]) << 16)
+                        | (u32::from(e[11]) << 24);
                     cpus.push((u32::from(e[3]), pxm));
                 }
                 1 if e.len() >= 40 && u32_at(e, 28) & 1 != 0 => {
@@ -124,7 +134,9 @@ mod tables {
                     let _ = u16_at(e, 6);
                     mem.push((base, len, u32_at(e, 2)));
                 }
-                2 if e.len() >= 24 && u32_at(e, 12) & 1 != 0 => cpus.push((u32_at(e, 8), u32_at(e, 4))),
+                2 if e.len() >= 24 && u32_at(e, 12) & 1 != 0 => {
+                    cpus.push((u32_at(e, 8), u32_at(e, 4)))
+                }
                 _ => {}
             }
         }
@@ -133,7 +145,8 @@ mod tables {
 
     /// The SLIT matrix (localities × localities, row-major).
     pub fn slit(t: &[u8]) -> Option<(usize, Vec<u32>)> {
-        let n = usize::try_from(u64::from(u32_at(t, 36)) | (u64::from(u32_at(t, 40)) << 32)).ok()?;
+        let n =
+            usize::try_from(u64::from(u32_at(t, 36)) | (u64::from(u32_at(t, 40)) << 32)).ok()?;
         let body = t.get(44..44 + n.checked_mul(n)?)?;
         Some((n, body.iter().map(|&v| u32::from(v)).collect()))
     }
@@ -141,14 +154,23 @@ mod tables {
 
 /// Reads MADT, SRAT and SLIT and builds the machine model.
 pub fn discover(acpi: &Tables) -> Result<Machine, String> {
-    let madt = acpi.find(b"APIC").map_err(|e| format!("{e}"))?.ok_or("ACPI: no MADT (APIC table)")?;
+    let madt = acpi
+        .find(b"APIC")
+        .map_err(|e| format!("{e}"))?
+        .ok_or("ACPI: no MADT (APIC table)")?;
     let (apic_ids, lapic_paddr) = tables::madt(madt);
     if apic_ids.is_empty() {
         return Err("ACPI: the MADT lists no enabled processor".into());
     }
     let shifts = ApicIdShifts::from_cpuid()?;
-    let srat = acpi.find(b"SRAT").map_err(|e| format!("{e}"))?.map(tables::srat);
-    let slit = acpi.find(b"SLIT").map_err(|e| format!("{e}"))?.and_then(tables::slit);
+    let srat = acpi
+        .find(b"SRAT")
+        .map_err(|e| format!("{e}"))?
+        .map(tables::srat);
+    let slit = acpi
+        .find(b"SLIT")
+        .map_err(|e| format!("{e}"))?
+        .and_then(tables::slit);
 
     let mut desc = TopologyDesc::default();
     let mut node_mem: BTreeMap<u32, u64> = BTreeMap::new();
@@ -159,7 +181,13 @@ pub fn discover(acpi: &Tables) -> Result<Machine, String> {
         }
         for &(base, len, pxm) in mem {
             *node_mem.entry(pxm).or_insert(0) += len;
-            mem_ranges.push((PhysRange { base, end: base + len }, pxm));
+            mem_ranges.push((
+                PhysRange {
+                    base,
+                    end: base + len,
+                },
+                pxm,
+            ));
         }
     }
     for (os_index, &apic_id) in apic_ids.iter().enumerate() {
@@ -169,36 +197,68 @@ pub fn discover(acpi: &Tables) -> Result<Machine, String> {
                 cpus.iter()
                     .find(|&&(id, _)| id == apic_id)
                     .map(|&(_, pxm)| pxm)
-                    .ok_or_else(|| format!("ACPI: SRAT has no affinity entry for APIC id {apic_id}"))?,
+                    .ok_or_else(|| {
+                        format!("ACPI: SRAT has no affinity entry for APIC id {apic_id}")
+                    })?,
             ),
             None => None,
         };
-        desc.pus.push(PuDesc { os_index: os_index as u32, apic_id: Some(apic_id), package, core, node, caches: Vec::new() });
+        desc.pus.push(PuDesc {
+            os_index: os_index as u32,
+            apic_id: Some(apic_id),
+            package,
+            core,
+            node,
+            caches: Vec::new(),
+        });
     }
-    desc.nodes = node_mem.iter().map(|(&os_index, &memory_bytes)| NodeDesc { os_index, memory_bytes }).collect();
-    if let Some((n, values)) = slit {
-        if !desc.nodes.is_empty() {
-            if n < desc.nodes.len() {
-                return Err(format!("ACPI: SLIT has {n} localities but SRAT names {} nodes", desc.nodes.len()));
-            }
-            let pxms: Vec<u32> = desc.nodes.iter().map(|nd| nd.os_index).collect();
-            let mut sub = Vec::with_capacity(pxms.len() * pxms.len());
-            for &a in &pxms {
-                for &b in &pxms {
-                    sub.push(values[a as usize * n + b as usize]);
-                }
-            }
-            desc.distances = Some(DistanceMatrix { nodes: pxms, values: sub });
+    desc.nodes = node_mem
+        .iter()
+        .map(|(&os_index, &memory_bytes)| NodeDesc {
+            os_index,
+            memory_bytes,
+        })
+        .collect();
+    if let Some((n, values)) = slit
+        && !desc.nodes.is_empty()
+    {
+        if n < desc.nodes.len() {
+            return Err(format!(
+                "ACPI: SLIT has {n} localities but SRAT names {} nodes",
+                desc.nodes.len()
+            ));
         }
+        let pxms: Vec<u32> = desc.nodes.iter().map(|nd| nd.os_index).collect();
+        let mut sub = Vec::with_capacity(pxms.len() * pxms.len());
+        for &a in &pxms {
+            for &b in &pxms {
+                sub.push(values[a as usize * n + b as usize]);
+            }
+        }
+        desc.distances = Some(DistanceMatrix {
+            nodes: pxms,
+            values: sub,
+        });
     }
     let topology = Topology::build(desc).map_err(|e| format!("{e}"))?;
     let memory = if mem_ranges.is_empty() {
-        alloc::vec![(PhysRange { base: 0, end: u64::MAX }, 0)]
+        alloc::vec![(
+            PhysRange {
+                base: 0,
+                end: u64::MAX
+            },
+            0
+        )]
     } else {
         mem_ranges
             .iter()
             .map(|&(r, pxm)| (r, topology.node_from_os(pxm).unwrap_or(0)))
             .collect()
     };
-    Ok(Machine { topology, memory, lapic_paddr, apic_id_shifts: shifts })
+    Ok(Machine {
+        topology,
+        memory,
+        lapic_paddr,
+        apic_id_shifts: shifts,
+    })
 }

@@ -14,7 +14,10 @@ pub struct Json {
 impl Json {
     /// An empty writer.
     pub fn new() -> Self {
-        Self { out: String::new(), needs_comma: false }
+        Self {
+            out: String::new(),
+            needs_comma: false,
+        }
     }
 
     fn sep(&mut self) {

@@ -66,7 +66,14 @@ extern "C" fn kernel_main_bsp(start_info_paddr: u32) -> ! {
     // this CPU then becomes a scheduler like the others.
     let spawned = thread::spawn_on(Some(percpu::current().cpu), false, || {
         let code = programs::run(pvh::boot_info().cmdline());
-        kprintln!("manycore-kernel: exit {}", if code == ExitCode::Pass { "pass" } else { "fail" });
+        kprintln!(
+            "manycore-kernel: exit {}",
+            if code == ExitCode::Pass {
+                "pass"
+            } else {
+                "fail"
+            }
+        );
         exit(code)
     });
     if let Err(e) = spawned {
@@ -78,6 +85,10 @@ extern "C" fn kernel_main_bsp(start_info_paddr: u32) -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    serial::print_emergency(format_args!("\nPANIC on cpu {}: {}\n", percpu::current_cpu_or_boot(), info));
+    serial::print_emergency(format_args!(
+        "\nPANIC on cpu {}: {}\n",
+        percpu::current_cpu_or_boot(),
+        info
+    ));
     exit(ExitCode::Fail)
 }

@@ -14,6 +14,9 @@ use crate::arch::apic::Lapic;
 use crate::arch::gdt::CpuTables;
 use crate::sync::{Once, SpinLock};
 
+/// A function and its argument, queued for another CPU by [`crate::smpcall::run_on`].
+pub type CrossCall = (fn(usize), usize);
+
 /// One CPU's block. Fields say who reads and writes them.
 #[repr(C, align(64))]
 pub struct PerCpu {
@@ -37,7 +40,7 @@ pub struct PerCpu {
     pub wake_ipis: AtomicU64,
     /// A function (and argument) another CPU asked this one to run. Filled by the requesting
     /// CPU only when empty, taken by this CPU (see [`crate::smpcall`]).
-    pub call: SpinLock<Option<(fn(usize), usize)>>,
+    pub call: SpinLock<Option<CrossCall>>,
     /// Scheduler state (see [`crate::thread`]).
     pub sched: crate::thread::CpuSched,
 }
@@ -54,7 +57,10 @@ impl PerCpu {
     /// Must be called on the CPU that owns the block (checked in debug builds).
     pub fn with_lapic<R>(&self, f: impl FnOnce(&mut Lapic) -> R) -> Option<R> {
         let irq = crate::arch::cpu::interrupts_disable();
-        debug_assert!(core::ptr::eq(self, current()), "with_lapic called on another CPU's block");
+        debug_assert!(
+            core::ptr::eq(self, current()),
+            "with_lapic called on another CPU's block"
+        );
         // SAFETY: only the owning CPU touches `lapic`, and interrupts are off, so no handler on this
         // CPU can reach it while this reference lives.
         let r = unsafe { (*self.lapic.get()).as_mut().map(f) };
@@ -83,7 +89,9 @@ static NODE_FALLBACK: Once<Vec<Vec<usize>>> = Once::new();
 static READY: AtomicBool = AtomicBool::new(false);
 
 /// Allocates a block per CPU of `topo`.
-pub fn create_all(topo: &manycore_topology::Topology) -> Result<&'static [&'static PerCpu], &'static str> {
+pub fn create_all(
+    topo: &manycore_topology::Topology,
+) -> Result<&'static [&'static PerCpu], &'static str> {
     let mut v = Vec::with_capacity(topo.num_cpus());
     for pu in topo.pus() {
         // Zeroed in place: the tables hold a 16 KiB fault stack that must not pass through the
@@ -114,8 +122,12 @@ pub fn create_all(topo: &manycore_topology::Topology) -> Result<&'static [&'stat
             others
         })
         .collect();
-    NODE_FALLBACK.set(fallback).map_err(|_| "percpu: created twice")?;
-    CPUS.set(v).map(|v| v.as_slice()).map_err(|_| "percpu: created twice")
+    NODE_FALLBACK
+        .set(fallback)
+        .map_err(|_| "percpu: created twice")?;
+    CPUS.set(v)
+        .map(|v| v.as_slice())
+        .map_err(|_| "percpu: created twice")
 }
 
 /// Makes `block` the calling CPU's (sets the GS base).
@@ -133,7 +145,9 @@ pub unsafe fn install(block: &'static PerCpu) {
 pub fn current() -> &'static PerCpu {
     let p: *const PerCpu;
     // SAFETY: after `install`, gs:[0] holds `self_ptr`, a 'static block.
-    unsafe { core::arch::asm!("mov {}, gs:[0]", out(reg) p, options(nostack, readonly, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, gs:[0]", out(reg) p, options(nostack, readonly, preserves_flags))
+    };
     // SAFETY: blocks are leaked boxes, valid forever.
     unsafe { &*p }
 }
@@ -150,12 +164,20 @@ pub fn all() -> &'static [&'static PerCpu] {
 
 /// The logical CPU id of the caller, or 0 before per-CPU data is set up (boot and fault paths).
 pub fn current_cpu_or_boot() -> usize {
-    if READY.load(Ordering::Acquire) { current().cpu } else { 0 }
+    if READY.load(Ordering::Acquire) {
+        current().cpu
+    } else {
+        0
+    }
 }
 
 /// The caller's logical node, or 0 during early boot.
 pub fn current_node_or_boot() -> usize {
-    if READY.load(Ordering::Acquire) { current().node } else { 0 }
+    if READY.load(Ordering::Acquire) {
+        current().node
+    } else {
+        0
+    }
 }
 
 /// The nodes to fall back on from the caller's node, nearest first (empty during early boot).

@@ -84,8 +84,6 @@ pub struct BootInfo {
     pub rsdp_paddr: u64,
     memmap: [MemRange; MEMMAP_ENTRIES_MAX],
     memmap_len: usize,
-    /// Physical address of the start-info structure itself (reserved until parsed).
-    pub start_info_paddr: u64,
 }
 
 impl BootInfo {
@@ -104,7 +102,9 @@ static BOOT_INFO: Once<BootInfo> = Once::new();
 
 /// The parsed hand-off (after [`parse`]).
 pub fn boot_info() -> &'static BootInfo {
-    BOOT_INFO.get().expect("pvh::parse runs first thing on the BSP")
+    BOOT_INFO
+        .get()
+        .expect("pvh::parse runs first thing on the BSP")
 }
 
 /// Copies the start-info structure at `paddr` into [`BootInfo`].
@@ -114,7 +114,9 @@ pub fn boot_info() -> &'static BootInfo {
 ///    magic check below rejects it.
 pub unsafe fn parse(paddr: u64) -> Result<&'static BootInfo, &'static str> {
     if paddr == 0 {
-        return Err("the loader passed no hvm_start_info (ebx = 0): boot through QEMU's PVH -kernel path");
+        return Err(
+            "the loader passed no hvm_start_info (ebx = 0): boot through QEMU's PVH -kernel path",
+        );
     }
     // SAFETY: precondition 1; the first 4 GiB are identity-mapped by the boot code.
     let info = unsafe { core::ptr::read_unaligned(paddr as *const HvmStartInfo) };
@@ -125,9 +127,12 @@ pub unsafe fn parse(paddr: u64) -> Result<&'static BootInfo, &'static str> {
         cmdline: [0; CMDLINE_BYTES_MAX],
         cmdline_len: 0,
         rsdp_paddr: info.rsdp_paddr,
-        memmap: [MemRange { base: 0, bytes: 0, kind: MemKind::Reserved }; MEMMAP_ENTRIES_MAX],
+        memmap: [MemRange {
+            base: 0,
+            bytes: 0,
+            kind: MemKind::Reserved,
+        }; MEMMAP_ENTRIES_MAX],
         memmap_len: 0,
-        start_info_paddr: paddr,
     };
     if info.cmdline_paddr != 0 {
         let mut len = 0;
@@ -157,7 +162,11 @@ pub unsafe fn parse(paddr: u64) -> Result<&'static BootInfo, &'static str> {
             let at = info.memmap_paddr + (i * core::mem::size_of::<HvmMemmapEntry>()) as u64;
             // SAFETY: entry `i < memmap_entries` of the loader's table, identity-mapped.
             let e = unsafe { core::ptr::read_unaligned(at as *const HvmMemmapEntry) };
-            out.memmap[i] = MemRange { base: e.addr, bytes: e.size, kind: MemKind::from_raw(e.kind) };
+            out.memmap[i] = MemRange {
+                base: e.addr,
+                bytes: e.size,
+                kind: MemKind::from_raw(e.kind),
+            };
         }
         out.memmap_len = n;
     }

@@ -29,15 +29,25 @@ unsafe impl<T: Send> Send for SpinLock<T> {}
 impl<T> SpinLock<T> {
     /// A new unlocked lock.
     pub const fn new(value: T) -> Self {
-        Self { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
+        Self {
+            locked: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
     }
 
     /// Disables interrupts, then spins until the lock is free.
     pub fn lock(&self) -> SpinGuard<'_, T> {
         let irq_was_on = cpu::interrupts_disable();
         loop {
-            if self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                return SpinGuard { lock: self, irq_was_on };
+            if self
+                .locked
+                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return SpinGuard {
+                    lock: self,
+                    irq_was_on,
+                };
             }
             while self.locked.load(Ordering::Relaxed) {
                 core::hint::spin_loop();
@@ -50,8 +60,15 @@ impl<T> SpinLock<T> {
     pub fn try_lock_for(&self, spins_max: u64) -> Option<SpinGuard<'_, T>> {
         let irq_was_on = cpu::interrupts_disable();
         for _ in 0..spins_max {
-            if self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                return Some(SpinGuard { lock: self, irq_was_on });
+            if self
+                .locked
+                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Some(SpinGuard {
+                    lock: self,
+                    irq_was_on,
+                });
             }
             core::hint::spin_loop();
         }
@@ -59,17 +76,6 @@ impl<T> SpinLock<T> {
             cpu::interrupts_enable();
         }
         None
-    }
-
-    /// Access without locking.
-    ///
-    /// # Safety
-    /// 1. No other CPU or handler may access the value for the lifetime of the returned reference
-    ///    (used only on the panic path once every other CPU is known to be stopped or irrelevant).
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn force_get(&self) -> &mut T {
-        // SAFETY: precondition 1 gives exclusive access.
-        unsafe { &mut *self.value.get() }
     }
 }
 
@@ -129,7 +135,16 @@ impl<T> Once<T> {
 
     /// Stores `value`; returns it back if the cell was already set.
     pub fn set(&self, value: T) -> Result<&T, T> {
-        if self.state.compare_exchange(ONCE_EMPTY, ONCE_WRITING, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        if self
+            .state
+            .compare_exchange(
+                ONCE_EMPTY,
+                ONCE_WRITING,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
             return Err(value);
         }
         // SAFETY: the CAS above made this CPU the only writer, and no reader looks before READY.

@@ -14,7 +14,10 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use x86::apic::x2apic::X2APIC;
 use x86::apic::xapic::{self, XAPIC};
-use x86::apic::{ApicControl, ApicId, DeliveryMode, DeliveryStatus, DestinationMode, DestinationShorthand, Icr, Level, TriggerMode};
+use x86::apic::{
+    ApicControl, ApicId, DeliveryMode, DeliveryStatus, DestinationMode, DestinationShorthand, Icr,
+    Level, TriggerMode,
+};
 use x86::msr;
 
 /// Timer interrupt (preemption tick).
@@ -50,8 +53,14 @@ pub enum Lapic {
 pub fn choose_mode() {
     let cpuid = x86::cpuid::CpuId::new();
     let f = cpuid.get_feature_info();
-    X2APIC_MODE.store(f.as_ref().is_some_and(|f| f.has_x2apic()), Ordering::Relaxed);
-    TSC_DEADLINE.store(f.as_ref().is_some_and(|f| f.has_tsc_deadline()), Ordering::Relaxed);
+    X2APIC_MODE.store(
+        f.as_ref().is_some_and(|f| f.has_x2apic()),
+        Ordering::Relaxed,
+    );
+    TSC_DEADLINE.store(
+        f.as_ref().is_some_and(|f| f.has_tsc_deadline()),
+        Ordering::Relaxed,
+    );
 }
 
 /// Whether x2APIC mode is in use.
@@ -84,17 +93,31 @@ impl Lapic {
             a.attach();
             Self::X(a, base)
         };
-        lapic.write_reg(xapic::XAPIC_SVR, msr::IA32_X2APIC_SIVR, (1 << 8) | u32::from(SPURIOUS_VECTOR));
+        lapic.write_reg(
+            xapic::XAPIC_SVR,
+            msr::IA32_X2APIC_SIVR,
+            (1 << 8) | u32::from(SPURIOUS_VECTOR),
+        );
         lapic.write_reg(xapic::XAPIC_TPR, msr::IA32_X2APIC_TPR, 0);
-        lapic.write_reg(xapic::XAPIC_LVT_TIMER, msr::IA32_X2APIC_LVT_TIMER, LVT_MASKED | u32::from(TIMER_VECTOR));
-        lapic.write_reg(xapic::XAPIC_TIMER_DIV_CONF, msr::IA32_X2APIC_DIV_CONF, DIVIDE_BY_16);
+        lapic.write_reg(
+            xapic::XAPIC_LVT_TIMER,
+            msr::IA32_X2APIC_LVT_TIMER,
+            LVT_MASKED | u32::from(TIMER_VECTOR),
+        );
+        lapic.write_reg(
+            xapic::XAPIC_TIMER_DIV_CONF,
+            msr::IA32_X2APIC_DIV_CONF,
+            DIVIDE_BY_16,
+        );
         lapic
     }
 
     fn write_reg(&mut self, xapic_offset: u32, x2apic_msr: u32, value: u32) {
         match self {
             // SAFETY: the offset is one of the APIC's documented registers inside the page.
-            Self::X(_, base) => unsafe { base.add(xapic_offset as usize / 4).write_volatile(value) },
+            Self::X(_, base) => unsafe {
+                base.add(xapic_offset as usize / 4).write_volatile(value)
+            },
             // SAFETY: the MSR is the x2APIC register matching `xapic_offset`.
             Self::X2(_) => unsafe { msr::wrmsr(x2apic_msr, u64::from(value)) },
         }
@@ -135,15 +158,28 @@ impl Lapic {
     /// Sends a fixed interrupt `vector` to the CPU with `apic_id`.
     pub fn send_ipi(&mut self, apic_id: u32, vector: u8) {
         let dest = self.destination(apic_id);
-        let args = (vector, dest, DestinationShorthand::NoShorthand, DeliveryMode::Fixed, DestinationMode::Physical, DeliveryStatus::Idle, Level::Assert, TriggerMode::Edge);
+        let args = (
+            vector,
+            dest,
+            DestinationShorthand::NoShorthand,
+            DeliveryMode::Fixed,
+            DestinationMode::Physical,
+            DeliveryStatus::Idle,
+            Level::Assert,
+            TriggerMode::Edge,
+        );
         match self {
             Self::X(a, _) => {
-                let icr = Icr::for_xapic(args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7);
+                let icr = Icr::for_xapic(
+                    args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7,
+                );
                 // SAFETY: a fixed IPI to a CPU that has a handler for `vector` (all vectors have one).
                 unsafe { a.send_ipi(icr) }
             }
             Self::X2(a) => {
-                let icr = Icr::for_x2apic(args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7);
+                let icr = Icr::for_x2apic(
+                    args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7,
+                );
                 // SAFETY: as above.
                 unsafe { a.send_ipi(icr) }
             }
@@ -183,13 +219,25 @@ impl Lapic {
 
     /// Arms the one-shot count-down timer to fire after `ticks` timer ticks (bus clock / 16).
     pub fn timer_oneshot(&mut self, ticks: u32) {
-        self.write_reg(xapic::XAPIC_LVT_TIMER, msr::IA32_X2APIC_LVT_TIMER, LVT_ONESHOT | u32::from(TIMER_VECTOR));
-        self.write_reg(xapic::XAPIC_TIMER_INIT_COUNT, msr::IA32_X2APIC_INIT_COUNT, ticks.max(1));
+        self.write_reg(
+            xapic::XAPIC_LVT_TIMER,
+            msr::IA32_X2APIC_LVT_TIMER,
+            LVT_ONESHOT | u32::from(TIMER_VECTOR),
+        );
+        self.write_reg(
+            xapic::XAPIC_TIMER_INIT_COUNT,
+            msr::IA32_X2APIC_INIT_COUNT,
+            ticks.max(1),
+        );
     }
 
     /// Arms the TSC-deadline timer (requires [`has_tsc_deadline`]) to fire at TSC value `deadline`.
     pub fn timer_deadline(&mut self, deadline: u64) {
-        self.write_reg(xapic::XAPIC_LVT_TIMER, msr::IA32_X2APIC_LVT_TIMER, LVT_TSC_DEADLINE | u32::from(TIMER_VECTOR));
+        self.write_reg(
+            xapic::XAPIC_LVT_TIMER,
+            msr::IA32_X2APIC_LVT_TIMER,
+            LVT_TSC_DEADLINE | u32::from(TIMER_VECTOR),
+        );
         match self {
             Self::X(a, _) => a.tsc_set(deadline),
             Self::X2(a) => a.tsc_set(deadline),
@@ -198,8 +246,16 @@ impl Lapic {
 
     /// Stops the timer.
     pub fn timer_stop(&mut self) {
-        self.write_reg(xapic::XAPIC_TIMER_INIT_COUNT, msr::IA32_X2APIC_INIT_COUNT, 0);
-        self.write_reg(xapic::XAPIC_LVT_TIMER, msr::IA32_X2APIC_LVT_TIMER, LVT_MASKED | u32::from(TIMER_VECTOR));
+        self.write_reg(
+            xapic::XAPIC_TIMER_INIT_COUNT,
+            msr::IA32_X2APIC_INIT_COUNT,
+            0,
+        );
+        self.write_reg(
+            xapic::XAPIC_LVT_TIMER,
+            msr::IA32_X2APIC_LVT_TIMER,
+            LVT_MASKED | u32::from(TIMER_VECTOR),
+        );
         if has_tsc_deadline() {
             // SAFETY: writing 0 disarms a TSC deadline; the MSR exists when the feature does.
             unsafe { msr::wrmsr(msr::IA32_TSC_DEADLINE, 0) };
@@ -208,8 +264,16 @@ impl Lapic {
 
     /// Starts the count-down timer from its maximum with the interrupt masked (calibration).
     pub fn timer_start_free_running(&mut self) {
-        self.write_reg(xapic::XAPIC_LVT_TIMER, msr::IA32_X2APIC_LVT_TIMER, LVT_MASKED | u32::from(TIMER_VECTOR));
-        self.write_reg(xapic::XAPIC_TIMER_INIT_COUNT, msr::IA32_X2APIC_INIT_COUNT, u32::MAX);
+        self.write_reg(
+            xapic::XAPIC_LVT_TIMER,
+            msr::IA32_X2APIC_LVT_TIMER,
+            LVT_MASKED | u32::from(TIMER_VECTOR),
+        );
+        self.write_reg(
+            xapic::XAPIC_TIMER_INIT_COUNT,
+            msr::IA32_X2APIC_INIT_COUNT,
+            u32::MAX,
+        );
     }
 
     /// The count-down timer's current count.

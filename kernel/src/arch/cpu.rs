@@ -23,15 +23,6 @@ pub fn interrupts_enable() {
     unsafe { asm!("sti", options(nomem, nostack)) };
 }
 
-/// Whether interrupts are enabled on this CPU.
-#[inline]
-pub fn interrupts_enabled() -> bool {
-    let rflags: u64;
-    // SAFETY: reads RFLAGS; no side effect.
-    unsafe { asm!("pushfq", "pop {}", out(reg) rflags, options(preserves_flags)) };
-    rflags & RFLAGS_IF != 0
-}
-
 /// Halts until the next interrupt (returns at once if one is pending and enabled).
 #[inline]
 pub fn halt() {

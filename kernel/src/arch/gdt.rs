@@ -43,7 +43,15 @@ impl CpuTables {
     pub const fn new() -> Self {
         Self {
             gdt: [0; 5],
-            tss: Tss { reserved0: 0, rsp: [0; 3], reserved1: 0, ist: [0; 7], reserved2: 0, reserved3: 0, iomap_base: 0 },
+            tss: Tss {
+                reserved0: 0,
+                rsp: [0; 3],
+                reserved1: 0,
+                ist: [0; 7],
+                reserved2: 0,
+                reserved3: 0,
+                iomap_base: 0,
+            },
             fault_stack: [0; FAULT_STACK_BYTES],
         }
     }

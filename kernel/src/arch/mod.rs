@@ -2,12 +2,12 @@
 //! I/O, the local APIC, the AP trampoline and the context switch. The rest of the kernel talks to
 //! the machine only through these modules.
 
+pub mod apic;
 pub mod boot;
 pub mod cpu;
 pub mod gdt;
-pub mod port;
-pub mod trap;
-pub mod apic;
 pub mod pic;
+pub mod port;
 pub mod smp;
 pub mod switch;
+pub mod trap;

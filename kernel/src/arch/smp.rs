@@ -131,8 +131,13 @@ pub unsafe fn install_trampoline(entry: extern "C" fn(u64) -> !) {
     assert!(len <= 4096, "the AP trampoline must fit in one page");
     let cr3: u64;
     // SAFETY: reads CR3.
-    unsafe { core::arch::asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags)) };
-    assert!(cr3 < 1 << 32, "the trampoline loads CR3 in 32-bit mode: page tables must sit below 4 GiB");
+    unsafe {
+        core::arch::asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags))
+    };
+    assert!(
+        cr3 < 1 << 32,
+        "the trampoline loads CR3 in 32-bit mode: page tables must sit below 4 GiB"
+    );
     // SAFETY: precondition 1; the source is the trampoline's bytes in this image.
     unsafe {
         core::ptr::copy_nonoverlapping(start, TRAMPOLINE_PADDR as *mut u8, len);
@@ -148,7 +153,12 @@ pub unsafe fn install_trampoline(entry: extern "C" fn(u64) -> !) {
 unsafe fn write_param(sym: &u8, value: u64) {
     let at = TRAMPOLINE_PADDR + offset_of(sym);
     // SAFETY: precondition 1; the parameter is 8-byte aligned inside the copied page.
-    unsafe { (at as *mut AtomicU64).as_ref().expect("non-null").store(value, Ordering::Release) };
+    unsafe {
+        (at as *mut AtomicU64)
+            .as_ref()
+            .expect("non-null")
+            .store(value, Ordering::Release)
+    };
 }
 
 /// Sets the stack and argument the next AP starts with.

@@ -163,8 +163,15 @@ struct Gate {
 
 /// The IDT, shared by all CPUs. Filled by the BSP in [`init`] before any CPU loads it; read-only
 /// afterwards.
-static mut IDT: [Gate; 256] =
-    [Gate { offset_low: 0, selector: 0, ist: 0, type_attr: 0, offset_mid: 0, offset_high: 0, reserved: 0 }; 256];
+static mut IDT: [Gate; 256] = [Gate {
+    offset_low: 0,
+    selector: 0,
+    ist: 0,
+    type_attr: 0,
+    offset_mid: 0,
+    offset_high: 0,
+    reserved: 0,
+}; 256];
 
 /// Builds the IDT (BSP, once, before any CPU calls [`load`]).
 ///
@@ -212,7 +219,9 @@ pub fn set_handler(vector: u8, handler: Handler) {
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector as usize;
-    let raw = HANDLERS.get(vector).map_or(0, |h| h.load(Ordering::Acquire));
+    let raw = HANDLERS
+        .get(vector)
+        .map_or(0, |h| h.load(Ordering::Acquire));
     if raw != 0 {
         // SAFETY: only `set_handler` stores non-zero values, and it stores `Handler` pointers.
         let handler: Handler = unsafe { core::mem::transmute::<usize, Handler>(raw) };
@@ -245,7 +254,7 @@ fn exception_name(vector: u64) -> &'static str {
         19 => "#XM SIMD floating point",
         20 => "#VE virtualization",
         21 => "#CP control protection",
-        0..=31 => "reserved exception",
+        v if v < 32 => "reserved exception",
         _ => "unexpected interrupt",
     }
 }
@@ -262,7 +271,11 @@ fn report_and_stop(frame: &TrapFrame) -> ! {
         buf[1] = b'x';
         for i in 0..16 {
             let nibble = ((v >> ((15 - i) * 4)) & 0xf) as u8;
-            buf[2 + i] = if nibble < 10 { b'0' + nibble } else { b'a' + nibble - 10 };
+            buf[2 + i] = if nibble < 10 {
+                b'0' + nibble
+            } else {
+                b'a' + nibble - 10
+            };
         }
         crate::serial::emergency_write_bytes(&buf);
     }

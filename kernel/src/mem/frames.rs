@@ -40,15 +40,25 @@ pub struct FramePool {
 
 impl FramePool {
     const fn new() -> Self {
-        Self { ranges: [PhysRange { base: 0, end: 0 }; RANGES_PER_NODE_MAX], len: 0, free_bytes: 0, total_bytes: 0 }
+        Self {
+            ranges: [PhysRange { base: 0, end: 0 }; RANGES_PER_NODE_MAX],
+            len: 0,
+            free_bytes: 0,
+            total_bytes: 0,
+        }
     }
 
     /// Returns `[base, end)` to the pool, merging with neighbours. Fails only when the pool would
     /// need more than `RANGES_PER_NODE_MAX` disjoint ranges.
     fn insert(&mut self, base: u64, end: u64) -> Result<(), ()> {
-        debug_assert!(base < end && base % FRAME_BYTES == 0 && end % FRAME_BYTES == 0);
+        debug_assert!(
+            base < end && base.is_multiple_of(FRAME_BYTES) && end.is_multiple_of(FRAME_BYTES)
+        );
         let i = self.ranges[..self.len].partition_point(|r| r.end <= base);
-        debug_assert!(i == self.len || self.ranges[i].base >= end, "double free of frames {base:#x}");
+        debug_assert!(
+            i == self.len || self.ranges[i].base >= end,
+            "double free of frames {base:#x}"
+        );
         let merge_prev = i > 0 && self.ranges[i - 1].end == base;
         let merge_next = i < self.len && self.ranges[i].base == end;
         match (merge_prev, merge_next) {
@@ -82,8 +92,14 @@ impl FramePool {
             }
             let end = start + bytes;
             // Cut [start, end) out of r: up to two pieces remain.
-            let head = (r.base < start).then_some(PhysRange { base: r.base, end: start });
-            let tail = (end < r.end).then_some(PhysRange { base: end, end: r.end });
+            let head = (r.base < start).then_some(PhysRange {
+                base: r.base,
+                end: start,
+            });
+            let tail = (end < r.end).then_some(PhysRange {
+                base: end,
+                end: r.end,
+            });
             match (head, tail) {
                 (None, None) => {
                     self.ranges.copy_within(i + 1..self.len, i);
@@ -108,13 +124,13 @@ impl FramePool {
     }
 }
 
-static POOLS: [SpinLock<FramePool>; NODES_MAX] = [const { SpinLock::new(FramePool::new()) }; NODES_MAX];
+static POOLS: [SpinLock<FramePool>; NODES_MAX] =
+    [const { SpinLock::new(FramePool::new()) }; NODES_MAX];
 
 /// Node of each RAM range (from the SRAT; one node covering everything without one).
 struct Affinity {
     ranges: [(PhysRange, usize); AFFINITY_RANGES_MAX],
     len: usize,
-    nodes: usize,
 }
 
 static AFFINITY: Once<Affinity> = Once::new();
@@ -132,14 +148,22 @@ pub struct PoolStats {
 ///
 /// `ram` lists the usable RAM ranges (memory map), `node_ranges` the SRAT memory affinities as
 /// (range, logical node); `reserved` ranges are never handed out.
-pub fn init(ram: &[PhysRange], node_ranges: &[(PhysRange, usize)], nodes: usize, reserved: &[PhysRange]) -> Result<(), &'static str> {
+pub fn init(
+    ram: &[PhysRange],
+    node_ranges: &[(PhysRange, usize)],
+    nodes: usize,
+    reserved: &[PhysRange],
+) -> Result<(), &'static str> {
     if nodes == 0 || nodes > NODES_MAX {
         return Err("frame pools: node count is 0 or above NODES_MAX (64)");
     }
     if node_ranges.len() > AFFINITY_RANGES_MAX {
         return Err("frame pools: the SRAT lists more than 256 memory ranges");
     }
-    let mut aff = Affinity { ranges: [(PhysRange::default(), 0); AFFINITY_RANGES_MAX], len: node_ranges.len(), nodes };
+    let mut aff = Affinity {
+        ranges: [(PhysRange::default(), 0); AFFINITY_RANGES_MAX],
+        len: node_ranges.len(),
+    };
     aff.ranges[..node_ranges.len()].copy_from_slice(node_ranges);
     for r in ram {
         for &(nr, node) in node_ranges {
@@ -150,11 +174,18 @@ pub fn init(ram: &[PhysRange], node_ranges: &[(PhysRange, usize)], nodes: usize,
             }
         }
     }
-    AFFINITY.set(aff).map_err(|_| "frame pools initialised twice")?;
+    AFFINITY
+        .set(aff)
+        .map_err(|_| "frame pools initialised twice")?;
     Ok(())
 }
 
-fn add_minus_reserved(node: usize, base: u64, end: u64, reserved: &[PhysRange]) -> Result<(), &'static str> {
+fn add_minus_reserved(
+    node: usize,
+    base: u64,
+    end: u64,
+    reserved: &[PhysRange],
+) -> Result<(), &'static str> {
     // Cut every reserved range out of [base, end), recursively on the pieces (few ranges).
     for res in reserved {
         let rb = res.base / FRAME_BYTES * FRAME_BYTES;
@@ -170,7 +201,8 @@ fn add_minus_reserved(node: usize, base: u64, end: u64, reserved: &[PhysRange]) 
         }
     }
     let mut pool = POOLS[node].lock();
-    pool.insert(base, end).map_err(|()| "frame pools: too many disjoint RAM ranges on one node")?;
+    pool.insert(base, end)
+        .map_err(|()| "frame pools: too many disjoint RAM ranges on one node")?;
     pool.total_bytes += end - base;
     Ok(())
 }
@@ -185,7 +217,11 @@ pub fn alloc(node: usize, bytes: u64, align_bytes: u64) -> Option<u64> {
 /// Takes frames from `node`, or from the nearest other node with room (`by_distance` lists the
 /// nodes to try after `node`).
 pub fn alloc_near(node: usize, bytes: u64, align_bytes: u64, by_distance: &[usize]) -> Option<u64> {
-    alloc(node, bytes, align_bytes).or_else(|| by_distance.iter().find_map(|&n| alloc(n, bytes, align_bytes)))
+    alloc(node, bytes, align_bytes).or_else(|| {
+        by_distance
+            .iter()
+            .find_map(|&n| alloc(n, bytes, align_bytes))
+    })
 }
 
 /// Returns frames obtained from [`alloc`] with the same `bytes`.
@@ -202,24 +238,29 @@ pub unsafe fn free(paddr: u64, bytes: u64) {
 
 /// Whether all of `[paddr, paddr + bytes)` is free in its node's pool (statistics and tests).
 pub fn is_free(paddr: u64, bytes: u64) -> bool {
-    let Some(node) = node_of(paddr) else { return false };
+    let Some(node) = node_of(paddr) else {
+        return false;
+    };
     let p = POOLS[node].lock();
-    p.ranges[..p.len].iter().any(|r| r.base <= paddr && paddr + bytes <= r.end)
+    p.ranges[..p.len]
+        .iter()
+        .any(|r| r.base <= paddr && paddr + bytes <= r.end)
 }
 
 /// The node owning physical address `paddr`, from the SRAT.
 pub fn node_of(paddr: u64) -> Option<usize> {
     let aff = AFFINITY.get()?;
-    aff.ranges[..aff.len].iter().find(|(r, _)| r.base <= paddr && paddr < r.end).map(|&(_, n)| n)
-}
-
-/// Number of nodes with pools.
-pub fn nodes() -> usize {
-    AFFINITY.get().map_or(0, |a| a.nodes)
+    aff.ranges[..aff.len]
+        .iter()
+        .find(|(r, _)| r.base <= paddr && paddr < r.end)
+        .map(|&(_, n)| n)
 }
 
 /// Usage of `node`'s pool.
 pub fn stats(node: usize) -> PoolStats {
     let p = POOLS[node].lock();
-    PoolStats { free_bytes: p.free_bytes, total_bytes: p.total_bytes }
+    PoolStats {
+        free_bytes: p.free_bytes,
+        total_bytes: p.total_bytes,
+    }
 }

@@ -49,7 +49,13 @@ pub struct KernelHeap {
 impl KernelHeap {
     /// An empty heap (bootstrap arena only).
     pub const fn new() -> Self {
-        Self { state: SpinLock::new(State { free: [null_mut(); CLASSES], arena_used: 0, frames_ready: false }) }
+        Self {
+            state: SpinLock::new(State {
+                free: [null_mut(); CLASSES],
+                arena_used: 0,
+                frames_ready: false,
+            }),
+        }
     }
 
     /// Switches refills from the arena to the frame pools (after [`frames::init`]).
@@ -59,7 +65,11 @@ impl KernelHeap {
 }
 
 fn class_of(layout: &Layout) -> Option<usize> {
-    let size = layout.size().max(layout.align()).max(1 << MIN_SHIFT).next_power_of_two();
+    let size = layout
+        .size()
+        .max(layout.align())
+        .max(1 << MIN_SHIFT)
+        .next_power_of_two();
     let shift = size.trailing_zeros();
     (shift <= MAX_SHIFT).then(|| (shift - MIN_SHIFT) as usize)
 }
@@ -92,15 +102,25 @@ unsafe impl GlobalAlloc for KernelHeap {
             }
             drop(st);
             let node = crate::percpu::current_node_or_boot();
-            return frames::alloc_near(node, layout.size() as u64, layout.align() as u64, crate::percpu::nodes_by_distance())
-                .map_or(null_mut(), |p| p as *mut u8);
+            return frames::alloc_near(
+                node,
+                layout.size() as u64,
+                layout.align() as u64,
+                crate::percpu::nodes_by_distance(),
+            )
+            .map_or(null_mut(), |p| p as *mut u8);
         };
         let obj_bytes = 1usize << (class as u32 + MIN_SHIFT);
         let mut st = self.state.lock();
         if st.free[class].is_null() {
             let (chunk, chunk_bytes) = if st.frames_ready {
                 let node = crate::percpu::current_node_or_boot();
-                match frames::alloc_near(node, REFILL_BYTES, 4096, crate::percpu::nodes_by_distance()) {
+                match frames::alloc_near(
+                    node,
+                    REFILL_BYTES,
+                    4096,
+                    crate::percpu::nodes_by_distance(),
+                ) {
                     Some(p) => (p as *mut u8, REFILL_BYTES as usize),
                     None => return null_mut(),
                 }

@@ -54,7 +54,11 @@ fn measure(name: &'static str, ops: u64, mut sample: impl FnMut()) -> Measuremen
         let t1 = rdtsc_ordered();
         milli_cycles.push((t1 - t0) * 1000 / ops);
     }
-    Measurement { name, ops_per_sample: ops, milli_cycles }
+    Measurement {
+        name,
+        ops_per_sample: ops,
+        milli_cycles,
+    }
 }
 
 /// Stack pointers of the two bare contexts of `switch.raw` (touched only by the measuring CPU with
@@ -72,7 +76,8 @@ extern "C" fn raw_peer() -> ! {
 
 fn switch_raw(round_trips: u64) -> Result<Measurement, &'static str> {
     let stack_bytes = 16 * 1024;
-    let stack = frames::alloc(percpu::current().node, stack_bytes, 4096).ok_or("bench: no memory for a stack")?;
+    let stack = frames::alloc(percpu::current().node, stack_bytes, 4096)
+        .ok_or("bench: no memory for a stack")?;
     // SAFETY: a fresh stack owned by this function.
     unsafe { RAW_PEER_RSP = prepare_stack(stack + stack_bytes, raw_peer) };
     let irq = cpu::interrupts_disable();
@@ -155,7 +160,11 @@ fn spawn_join(n: u64) -> Result<Measurement, &'static str> {
             }
         }
     });
-    if failed { Err("bench: spawn failed") } else { Ok(m) }
+    if failed {
+        Err("bench: spawn failed")
+    } else {
+        Ok(m)
+    }
 }
 
 fn alloc_free(n: u64) -> Measurement {
@@ -172,7 +181,12 @@ pub fn run() -> ExitCode {
     let tsc_hz = time::tsc_hz();
     let mut ms = Vec::new();
     let mut errors = Vec::new();
-    for r in [switch_raw(2_000), yield_pinned(2_000), pingpong_cross_cpu(200), spawn_join(200)] {
+    for r in [
+        switch_raw(2_000),
+        yield_pinned(2_000),
+        pingpong_cross_cpu(200),
+        spawn_join(200),
+    ] {
         match r {
             Ok(m) => ms.push(m),
             Err(e) => errors.push(e),
@@ -189,7 +203,8 @@ pub fn run() -> ExitCode {
     for m in &ms {
         let (med, p99) = (m.percentile(50), m.percentile(99));
         // thousandths of a cycle → thousandths of a nanosecond.
-        let to_milli_ns = |mc: u64| ((u128::from(mc) * 1_000_000_000) / u128::from(tsc_hz.max(1))) as u64;
+        let to_milli_ns =
+            |mc: u64| ((u128::from(mc) * 1_000_000_000) / u128::from(tsc_hz.max(1))) as u64;
         kprintln!(
             "bench: {:<28} median {:>10}.{:03} cycles  p99 {:>10}.{:03} cycles",
             m.name,
@@ -215,5 +230,9 @@ pub fn run() -> ExitCode {
     j.end_array();
     j.end_object();
     super::result_line(j.finish());
-    if errors.is_empty() { ExitCode::Pass } else { ExitCode::Fail }
+    if errors.is_empty() {
+        ExitCode::Pass
+    } else {
+        ExitCode::Fail
+    }
 }

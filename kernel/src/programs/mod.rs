@@ -41,11 +41,15 @@ pub fn run(cmdline: &str) -> ExitCode {
             ExitCode::Fail
         }
         Some(other) => {
-            kprintln!("manycore-kernel: unknown program {other:?} on the command line (programs: selftest, bench, topo, trap)");
+            kprintln!(
+                "manycore-kernel: unknown program {other:?} on the command line (programs: selftest, bench, topo, trap)"
+            );
             ExitCode::Fail
         }
         None => {
-            kprintln!("manycore-kernel: no program on the command line (-append \"selftest\", \"bench\", \"topo\" or \"trap\")");
+            kprintln!(
+                "manycore-kernel: no program on the command line (-append \"selftest\", \"bench\", \"topo\" or \"trap\")"
+            );
             ExitCode::Fail
         }
     }

@@ -40,54 +40,101 @@ pub struct Check {
 impl Check {
     fn new(name: &'static str, result: Result<String, String>) -> Self {
         match result {
-            Ok(detail) => Self { name, pass: true, detail },
-            Err(detail) => Self { name, pass: false, detail },
+            Ok(detail) => Self {
+                name,
+                pass: true,
+                detail,
+            },
+            Err(detail) => Self {
+                name,
+                pass: false,
+                detail,
+            },
         }
     }
 }
 
 /// `key=value` from the program's arguments.
 fn arg_usize(args: &[&str], key: &str) -> Option<usize> {
-    args.iter().find_map(|a| a.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+    args.iter()
+        .find_map(|a| a.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
 }
 
 /// Runs all checks and prints the `RESULT` line. `args` are the words after `selftest`
 /// (`threads=N` sets the thread count of `every_thread_runs_once`).
 pub fn run(args: &[&str]) -> ExitCode {
-    let mut checks = Vec::new();
-    checks.push(Check::new("every_cpu_online", every_cpu_online()));
-    checks.push(Check::new("every_cpu_matches_firmware", every_cpu_matches_firmware()));
-    checks.push(Check::new("wake_ipi_reaches_every_cpu", wake_ipi_reaches_every_cpu()));
-    checks.push(Check::new("timer_fires_on_every_cpu", timer_fires_on_every_cpu()));
-    checks.push(Check::new("frames_come_from_their_node", frames_come_from_their_node()));
+    let mut checks = alloc::vec![
+        Check::new("every_cpu_online", every_cpu_online()),
+        Check::new("every_cpu_matches_firmware", every_cpu_matches_firmware()),
+        Check::new("wake_ipi_reaches_every_cpu", wake_ipi_reaches_every_cpu()),
+        Check::new("timer_fires_on_every_cpu", timer_fires_on_every_cpu()),
+        Check::new("frames_come_from_their_node", frames_come_from_their_node()),
+    ];
     let threads = arg_usize(args, "threads").unwrap_or(super::selftest_sched::THREADS_DEFAULT);
-    checks.push(Check::new("every_thread_runs_once", super::selftest_sched::every_thread_runs_once(threads)));
-    checks.push(Check::new("mutex_is_exact_under_contention", super::selftest_sched::mutex_is_exact_under_contention()));
+    checks.push(Check::new(
+        "every_thread_runs_once",
+        super::selftest_sched::every_thread_runs_once(threads),
+    ));
+    checks.push(Check::new(
+        "mutex_is_exact_under_contention",
+        super::selftest_sched::mutex_is_exact_under_contention(),
+    ));
     checks.push(Check::new(
         "channel_keeps_order_and_loses_nothing",
         super::selftest_sched::channel_keeps_order_and_loses_nothing(),
     ));
-    checks.push(Check::new("cpu_bound_thread_is_preempted", super::selftest_sched::cpu_bound_thread_is_preempted()));
-    checks.push(Check::new("remote_frees_return_home", super::selftest_sched::remote_frees_return_home()));
+    checks.push(Check::new(
+        "cpu_bound_thread_is_preempted",
+        super::selftest_sched::cpu_bound_thread_is_preempted(),
+    ));
+    checks.push(Check::new(
+        "remote_frees_return_home",
+        super::selftest_sched::remote_frees_return_home(),
+    ));
     let pass = checks.iter().all(|c| c.pass);
     for c in &checks {
-        kprintln!("selftest: {:<32} {} {}", c.name, if c.pass { "ok  " } else { "FAIL" }, c.detail);
+        kprintln!(
+            "selftest: {:<32} {} {}",
+            c.name,
+            if c.pass { "ok  " } else { "FAIL" },
+            c.detail
+        );
     }
     let mut j = Json::new();
     j.begin_object();
     j.field_str("program", "selftest");
     j.field_bool("pass", pass);
-    j.field_uint("cpus_online", percpu::all().iter().filter(|c| c.online.load(Ordering::Acquire)).count() as u64);
+    j.field_uint(
+        "cpus_online",
+        percpu::all()
+            .iter()
+            .filter(|c| c.online.load(Ordering::Acquire))
+            .count() as u64,
+    );
     j.key("topology");
     report::topology(&mut j, &boot::machine().topology);
     let sum = |f: fn(&percpu::PerCpu) -> u64| percpu::all().iter().map(|c| f(c)).sum::<u64>();
     j.key("sched").begin_object();
-    j.field_uint("switches", sum(|c| c.sched.switches.load(Ordering::Relaxed)));
-    j.field_uint("preemptions", sum(|c| c.sched.preemptions.load(Ordering::Relaxed)));
-    j.field_uint("threads_run", sum(|c| c.sched.threads_run.load(Ordering::Relaxed)));
+    j.field_uint(
+        "switches",
+        sum(|c| c.sched.switches.load(Ordering::Relaxed)),
+    );
+    j.field_uint(
+        "preemptions",
+        sum(|c| c.sched.preemptions.load(Ordering::Relaxed)),
+    );
+    j.field_uint(
+        "threads_run",
+        sum(|c| c.sched.threads_run.load(Ordering::Relaxed)),
+    );
     j.key("stolen_by_tier").begin_array();
     for k in 0..crate::thread::runq::TIER_KINDS_MAX {
-        j.uint(percpu::all().iter().map(|c| c.sched.runq.stolen_by_tier[k].load(Ordering::Relaxed)).sum());
+        j.uint(
+            percpu::all()
+                .iter()
+                .map(|c| c.sched.runq.stolen_by_tier[k].load(Ordering::Relaxed))
+                .sum(),
+        );
     }
     j.end_array();
     j.end_object();
@@ -119,12 +166,23 @@ fn wait_until(mut done: impl FnMut() -> bool) -> bool {
 
 fn every_cpu_online() -> Result<String, String> {
     let all = percpu::all();
-    let offline: Vec<usize> = all.iter().filter(|c| !c.online.load(Ordering::Acquire)).map(|c| c.cpu).collect();
-    if offline.is_empty() { Ok(format!("{} CPUs", all.len())) } else { Err(format!("offline CPUs: {offline:?}")) }
+    let offline: Vec<usize> = all
+        .iter()
+        .filter(|c| !c.online.load(Ordering::Acquire))
+        .map(|c| c.cpu)
+        .collect();
+    if offline.is_empty() {
+        Ok(format!("{} CPUs", all.len()))
+    } else {
+        Err(format!("offline CPUs: {offline:?}"))
+    }
 }
 
+/// One CPU's outcome of the firmware comparison (`None` until it answered).
+type FwResult = Option<Result<(), String>>;
+
 /// Per-CPU outcome of the firmware comparison (index = logical CPU).
-static FW_RESULTS: SpinLock<Vec<Option<Result<(), String>>>> = SpinLock::new(Vec::new());
+static FW_RESULTS: SpinLock<Vec<FwResult>> = SpinLock::new(Vec::new());
 
 fn verify_this_cpu() -> Result<(), String> {
     let me = percpu::current();
@@ -132,36 +190,64 @@ fn verify_this_cpu() -> Result<(), String> {
     let topo = &machine.topology;
     let lapic_id = me.with_lapic(|l| l.id()).ok_or("no LAPIC driver")?;
     if lapic_id != me.apic_id {
-        return Err(format!("CPU {}: LAPIC id {lapic_id} but MADT {}", me.cpu, me.apic_id));
+        return Err(format!(
+            "CPU {}: LAPIC id {lapic_id} but MADT {}",
+            me.cpu, me.apic_id
+        ));
     }
     let cpuid = x86::cpuid::CpuId::new();
-    let initial = cpuid.get_feature_info().map(|f| u32::from(f.initial_local_apic_id())).ok_or("no CPUID leaf 1")?;
+    let initial = cpuid
+        .get_feature_info()
+        .map(|f| u32::from(f.initial_local_apic_id()))
+        .ok_or("no CPUID leaf 1")?;
     if initial != me.apic_id & 0xff {
-        return Err(format!("CPU {}: CPUID initial APIC id {initial} but MADT {}", me.cpu, me.apic_id));
+        return Err(format!(
+            "CPU {}: CPUID initial APIC id {initial} but MADT {}",
+            me.cpu, me.apic_id
+        ));
     }
-    if let Some(level) = cpuid.get_extended_topology_info().and_then(|mut it| it.next()) {
-        if level.x2apic_id() != me.apic_id {
-            return Err(format!("CPU {}: CPUID x2APIC id {} but MADT {}", me.cpu, level.x2apic_id(), me.apic_id));
-        }
+    if let Some(level) = cpuid
+        .get_extended_topology_info()
+        .and_then(|mut it| it.next())
+        && level.x2apic_id() != me.apic_id
+    {
+        return Err(format!(
+            "CPU {}: CPUID x2APIC id {} but MADT {}",
+            me.cpu,
+            level.x2apic_id(),
+            me.apic_id
+        ));
     }
     let shifts = ApicIdShifts::from_cpuid()?;
     if shifts != machine.apic_id_shifts {
-        return Err(format!("CPU {}: CPUID topology shifts {shifts:?} differ from the BSP's", me.cpu));
+        return Err(format!(
+            "CPU {}: CPUID topology shifts {shifts:?} differ from the BSP's",
+            me.cpu
+        ));
     }
     let (package, _) = shifts.split(me.apic_id);
     let pu = topo.pu(me.cpu);
     let topo_package = topo.packages()[pu.package].os_index;
     if package != topo_package {
-        return Err(format!("CPU {}: APIC id decodes to package {package}, topology says {topo_package}", me.cpu));
+        return Err(format!(
+            "CPU {}: APIC id decodes to package {package}, topology says {topo_package}",
+            me.cpu
+        ));
     }
     for &sibling in &topo.cores()[pu.core].pus {
         let other = topo.pu(sibling).apic_id.unwrap_or(u32::MAX);
         if other >> shifts.smt != me.apic_id >> shifts.smt {
-            return Err(format!("CPU {}: core sibling {sibling} has APIC id {other} outside this core", me.cpu));
+            return Err(format!(
+                "CPU {}: core sibling {sibling} has APIC id {other} outside this core",
+                me.cpu
+            ));
         }
     }
     if pu.node != me.node {
-        return Err(format!("CPU {}: per-CPU node {} differs from the topology's {}", me.cpu, me.node, pu.node));
+        return Err(format!(
+            "CPU {}: per-CPU node {} differs from the topology's {}",
+            me.cpu, me.node, pu.node
+        ));
     }
     Ok(())
 }
@@ -192,18 +278,26 @@ fn every_cpu_matches_firmware() -> Result<String, String> {
             return Err(e.clone());
         }
     }
-    Ok(format!("{n} CPUs: LAPIC, CPUID and MADT ids agree; packages and cores match"))
+    Ok(format!(
+        "{n} CPUs: LAPIC, CPUID and MADT ids agree; packages and cores match"
+    ))
 }
 
 fn wake_ipi_reaches_every_cpu() -> Result<String, String> {
     let me = percpu::current().cpu;
     let others: Vec<usize> = (0..percpu::all().len()).filter(|&c| c != me).collect();
-    let before: Vec<u64> = others.iter().map(|&c| percpu::get(c).wake_ipis.load(Ordering::Relaxed)).collect();
+    let before: Vec<u64> = others
+        .iter()
+        .map(|&c| percpu::get(c).wake_ipis.load(Ordering::Relaxed))
+        .collect();
     for &c in &others {
         smpcall::wake(c);
     }
     let ok = wait_until(|| {
-        others.iter().zip(&before).all(|(&c, &b)| percpu::get(c).wake_ipis.load(Ordering::Relaxed) > b)
+        others
+            .iter()
+            .zip(&before)
+            .all(|(&c, &b)| percpu::get(c).wake_ipis.load(Ordering::Relaxed) > b)
     });
     if ok {
         Ok(format!("{} CPUs woken", others.len()))
@@ -224,7 +318,9 @@ fn arm_timer(ticks: usize) {
 
 fn timer_fires_on_every_cpu() -> Result<String, String> {
     let n = percpu::all().len();
-    let before: Vec<u64> = (0..n).map(|c| percpu::get(c).timer_ticks.load(Ordering::Relaxed)).collect();
+    let before: Vec<u64> = (0..n)
+        .map(|c| percpu::get(c).timer_ticks.load(Ordering::Relaxed))
+        .collect();
     let ticks = time::apic_ticks_per_ms() as usize;
     let me = percpu::current().cpu;
     for cpu in 0..n {
@@ -234,11 +330,15 @@ fn timer_fires_on_every_cpu() -> Result<String, String> {
             smpcall::run_on(cpu, arm_timer, ticks)?;
         }
     }
-    let ok = wait_until(|| (0..n).all(|c| percpu::get(c).timer_ticks.load(Ordering::Relaxed) > before[c]));
+    let ok = wait_until(|| {
+        (0..n).all(|c| percpu::get(c).timer_ticks.load(Ordering::Relaxed) > before[c])
+    });
     if ok {
         Ok(format!("{n} CPUs took a 1 ms one-shot timer interrupt"))
     } else {
-        let missing: Vec<usize> = (0..n).filter(|&c| percpu::get(c).timer_ticks.load(Ordering::Relaxed) <= before[c]).collect();
+        let missing: Vec<usize> = (0..n)
+            .filter(|&c| percpu::get(c).timer_ticks.load(Ordering::Relaxed) <= before[c])
+            .collect();
         Err(format!("no timer interrupt on CPUs {missing:?}"))
     }
 }
@@ -253,16 +353,24 @@ fn frames_come_from_their_node() -> Result<String, String> {
                 summary.push_str(&format!("node {node}: memoryless; "));
                 continue;
             }
-            return Err(format!("node {node}: no 64 KiB run in a pool of {} bytes", stats.free_bytes));
+            return Err(format!(
+                "node {node}: no 64 KiB run in a pool of {} bytes",
+                stats.free_bytes
+            ));
         };
         let owner = frames::node_of(p);
         let end_owner = frames::node_of(p + 64 * 1024 - 1);
         // SAFETY: just taken with this size, never used.
         unsafe { frames::free(p, 64 * 1024) };
         if owner != Some(node) || end_owner != Some(node) {
-            return Err(format!("node {node}: frames at {p:#x} belong to {owner:?}/{end_owner:?} by the SRAT"));
+            return Err(format!(
+                "node {node}: frames at {p:#x} belong to {owner:?}/{end_owner:?} by the SRAT"
+            ));
         }
-        summary.push_str(&format!("node {node}: {} MiB at {p:#x}; ", stats.total_bytes >> 20));
+        summary.push_str(&format!(
+            "node {node}: {} MiB at {p:#x}; ",
+            stats.total_bytes >> 20
+        ));
     }
     Ok(summary)
 }

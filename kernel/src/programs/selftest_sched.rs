@@ -43,19 +43,27 @@ pub fn every_thread_runs_once(n: usize) -> Result<String, String> {
     let ncpus = percpu::all().len();
     let runs: Arc<Vec<AtomicU8>> = Arc::new((0..n).map(|_| AtomicU8::new(0)).collect());
     let per_cpu: Arc<Vec<AtomicU64>> = Arc::new((0..ncpus).map(|_| AtomicU64::new(0)).collect());
+    // Threads whose stack is not on their home node (the node of the CPU they were spawned for).
+    let far_stacks = Arc::new(AtomicU64::new(0));
     let mut spawners = Vec::new();
     for cpu in 0..ncpus {
-        let (runs, per_cpu) = (runs.clone(), per_cpu.clone());
+        let (runs, per_cpu, far_stacks) = (runs.clone(), per_cpu.clone(), far_stacks.clone());
         let h = thread::spawn_on(Some(cpu), true, move || {
             let mut i = cpu;
             while i < n {
                 let mut wave = Vec::with_capacity(WAVE_THREADS_MAX);
                 while i < n && wave.len() < WAVE_THREADS_MAX {
-                    let (runs, per_cpu) = (runs.clone(), per_cpu.clone());
+                    let (runs, per_cpu, far_stacks) =
+                        (runs.clone(), per_cpu.clone(), far_stacks.clone());
                     let idx = i;
                     match thread::spawn_on(Some(cpu), false, move || {
                         runs[idx].fetch_add(1, Ordering::Relaxed);
                         per_cpu[percpu::current().cpu].fetch_add(1, Ordering::Relaxed);
+                        let local = 0u8;
+                        let home = thread::current_thread().map(|t| t.home_node);
+                        if frames::node_of(&local as *const u8 as u64) != home {
+                            far_stacks.fetch_add(1, Ordering::Relaxed);
+                        }
                     }) {
                         Ok(h) => wave.push(h),
                         Err(_) => break,
@@ -77,17 +85,33 @@ pub fn every_thread_runs_once(n: usize) -> Result<String, String> {
         }
     }
     if !bad.is_empty() {
-        return Err(format!("threads not run exactly once (index, runs): {bad:?}"));
+        return Err(format!(
+            "threads not run exactly once (index, runs): {bad:?}"
+        ));
     }
     let hits: Vec<u64> = per_cpu.iter().map(|c| c.load(Ordering::Relaxed)).collect();
     if let Some(idle) = hits.iter().position(|&h| h == 0) {
-        return Err(format!("CPU {idle} ran none of the threads (per CPU: {hits:?})"));
+        return Err(format!(
+            "CPU {idle} ran none of the threads (per CPU: {hits:?})"
+        ));
+    }
+    let far = far_stacks.load(Ordering::Relaxed);
+    if far != 0 {
+        return Err(format!("{far} threads had their stack off their home node"));
     }
     let stolen: u64 = percpu::all()
         .iter()
-        .flat_map(|c| c.sched.runq.stolen_by_tier.iter().map(|s| s.load(Ordering::Relaxed)))
+        .flat_map(|c| {
+            c.sched
+                .runq
+                .stolen_by_tier
+                .iter()
+                .map(|s| s.load(Ordering::Relaxed))
+        })
         .sum();
-    Ok(format!("{n} threads, each ran once; per CPU {hits:?}; {stolen} threads stolen so far"))
+    Ok(format!(
+        "{n} threads, each ran once, stacks on their home node; per CPU {hits:?}; {stolen} threads stolen so far"
+    ))
 }
 
 /// `mutex_is_exact_under_contention`.
@@ -121,7 +145,9 @@ pub fn mutex_is_exact_under_contention() -> Result<String, String> {
     if waits == 0 {
         return Err("no locker ever slept: the check did not create contention".into());
     }
-    Ok(format!("{threads} threads x {rounds}: {total}; {waits} sleeps on the mutex"))
+    Ok(format!(
+        "{threads} threads x {rounds}: {total}; {waits} sleeps on the mutex"
+    ))
 }
 
 /// `channel_keeps_order_and_loses_nothing`.
@@ -131,7 +157,11 @@ pub fn channel_keeps_order_and_loses_nothing() -> Result<String, String> {
     let consumers = ncpus;
     let per_producer = 2_000u64;
     let ch: Arc<Channel<u64>> = Arc::new(Channel::new(8));
-    let seen: Arc<Vec<AtomicU8>> = Arc::new((0..producers as u64 * per_producer).map(|_| AtomicU8::new(0)).collect());
+    let seen: Arc<Vec<AtomicU8>> = Arc::new(
+        (0..producers as u64 * per_producer)
+            .map(|_| AtomicU8::new(0))
+            .collect(),
+    );
     let order_ok = Arc::new(AtomicBool::new(true));
     let received = Arc::new(AtomicU64::new(0));
     let total = producers as u64 * per_producer;
@@ -149,7 +179,8 @@ pub fn channel_keeps_order_and_loses_nothing() -> Result<String, String> {
     }
     // Each consumer takes messages until all have arrived; a sentinel per consumer ends the rest.
     for c in 0..consumers {
-        let (ch, seen, order_ok, received) = (ch.clone(), seen.clone(), order_ok.clone(), received.clone());
+        let (ch, seen, order_ok, received) =
+            (ch.clone(), seen.clone(), order_ok.clone(), received.clone());
         hs.push(
             thread::spawn_on(Some((c + 1) % ncpus), false, move || {
                 let mut last = alloc::vec![None::<u64>; producers];
@@ -175,14 +206,19 @@ pub fn channel_keeps_order_and_loses_nothing() -> Result<String, String> {
         );
     }
     join_all(hs);
-    let dup_or_lost = seen.iter().filter(|s| s.load(Ordering::Relaxed) != 1).count();
+    let dup_or_lost = seen
+        .iter()
+        .filter(|s| s.load(Ordering::Relaxed) != 1)
+        .count();
     if dup_or_lost != 0 {
         return Err(format!("{dup_or_lost} messages lost or duplicated"));
     }
     if !order_ok.load(Ordering::Relaxed) {
         return Err("a consumer saw a producer's messages out of order".into());
     }
-    Ok(format!("{producers} producers x {per_producer} messages to {consumers} consumers through capacity 8: exact and in order"))
+    Ok(format!(
+        "{producers} producers x {per_producer} messages to {consumers} consumers through capacity 8: exact and in order"
+    ))
 }
 
 /// Bound on the spinner's loop (a CPU that is never preempted ends the check with a failure).
@@ -245,15 +281,23 @@ pub fn cpu_bound_thread_is_preempted() -> Result<String, String> {
     let left = remaining.load(Ordering::Relaxed);
     let xmm = result.load(Ordering::Relaxed);
     if left == 0 {
-        return Err(format!("CPU {cpu}: the spinner ran {SPIN_ITERATIONS_MAX} iterations and was never preempted"));
+        return Err(format!(
+            "CPU {cpu}: the spinner ran {SPIN_ITERATIONS_MAX} iterations and was never preempted"
+        ));
     }
     if preempted == 0 {
-        return Err(format!("CPU {cpu}: the spin ended but no preemption was counted"));
+        return Err(format!(
+            "CPU {cpu}: the spin ended but no preemption was counted"
+        ));
     }
     if xmm != XMM_PATTERN {
-        return Err(format!("CPU {cpu}: xmm0 was {xmm:#x} after preemption, expected {XMM_PATTERN:#x}"));
+        return Err(format!(
+            "CPU {cpu}: xmm0 was {xmm:#x} after preemption, expected {XMM_PATTERN:#x}"
+        ));
     }
-    Ok(format!("CPU {cpu}: spinner preempted {preempted} time(s); xmm0 preserved"))
+    Ok(format!(
+        "CPU {cpu}: spinner preempted {preempted} time(s); xmm0 preserved"
+    ))
 }
 
 /// `remote_frees_return_home`.
@@ -266,7 +310,10 @@ pub fn remote_frees_return_home() -> Result<String, String> {
     let mut summary = String::new();
     for home in 0..topo.num_nodes() {
         let away = (home + 1) % topo.num_nodes();
-        let (Some(&home_cpu), Some(&away_cpu)) = (topo.cpus_of_node(home).first(), topo.cpus_of_node(away).first()) else {
+        let (Some(&home_cpu), Some(&away_cpu)) = (
+            topo.cpus_of_node(home).first(),
+            topo.cpus_of_node(away).first(),
+        ) else {
             continue;
         };
         let ch: Arc<Channel<usize>> = Arc::new(Channel::new(1));
@@ -285,7 +332,12 @@ pub fn remote_frees_return_home() -> Result<String, String> {
                 let p = ch.recv();
                 addr.store(p as u64, Ordering::Relaxed);
                 // SAFETY: the pointer came from `Box::into_raw` of a boxed slice of `bytes` bytes.
-                drop(unsafe { alloc::boxed::Box::from_raw(core::ptr::slice_from_raw_parts_mut(p as *mut u8, bytes)) });
+                drop(unsafe {
+                    alloc::boxed::Box::from_raw(core::ptr::slice_from_raw_parts_mut(
+                        p as *mut u8,
+                        bytes,
+                    ))
+                });
             })
             .map_err(String::from)?
         };
@@ -294,10 +346,14 @@ pub fn remote_frees_return_home() -> Result<String, String> {
         let p = addr.load(Ordering::Relaxed);
         let owner = frames::node_of(p);
         if owner != Some(home) {
-            return Err(format!("a thread on node {home} got heap memory from node {owner:?}"));
+            return Err(format!(
+                "a thread on node {home} got heap memory from node {owner:?}"
+            ));
         }
         if !frames::is_free(p, bytes as u64) {
-            return Err(format!("{bytes} bytes allocated on node {home} and freed on node {away} are not free in node {home}'s pool"));
+            return Err(format!(
+                "{bytes} bytes allocated on node {home} and freed on node {away} are not free in node {home}'s pool"
+            ));
         }
         summary.push_str(&format!("node {home}->{away}->{home} ok; "));
     }

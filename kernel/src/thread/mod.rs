@@ -176,11 +176,6 @@ impl JoinHandle {
             }
         }
     }
-
-    /// Whether the thread has finished.
-    pub fn is_finished(&self) -> bool {
-        self.thread.done.load(Ordering::Acquire)
-    }
 }
 
 /// The thread running on this CPU, if any (not the scheduler loop).
@@ -196,7 +191,11 @@ pub fn current_thread() -> Option<Arc<Thread>> {
 
 /// Spawns a thread running `f`. `cpu` places it (None: round-robin over all CPUs); `pinned`
 /// keeps it off other CPUs. The stack comes from the target CPU's node.
-pub fn spawn_on(cpu: Option<usize>, pinned: bool, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle, &'static str> {
+pub fn spawn_on(
+    cpu: Option<usize>,
+    pinned: bool,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle, &'static str> {
     let ncpus = percpu::all().len();
     let target = cpu.unwrap_or_else(|| SPAWN_CURSOR.fetch_add(1, Ordering::Relaxed) % ncpus);
     let node = percpu::get(target).node;
@@ -219,11 +218,6 @@ pub fn spawn_on(cpu: Option<usize>, pinned: bool, f: impl FnOnce() + Send + 'sta
     });
     enqueue(target, t.clone());
     Ok(JoinHandle { thread: t })
-}
-
-/// Spawns a thread on any CPU.
-pub fn spawn(f: impl FnOnce() + Send + 'static) -> Result<JoinHandle, &'static str> {
-    spawn_on(None, false, f)
 }
 
 /// Queues `t` on `cpu` and makes sure some CPU will look at it: the target if it is idle, else the
@@ -252,7 +246,10 @@ fn enqueue(cpu: usize, t: Arc<Thread>) {
 
 /// Makes a blocked thread runnable again (on its last CPU).
 pub fn wake(t: Arc<Thread>) {
-    if t.state.compare_exchange(BLOCKED, READY, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+    if t.state
+        .compare_exchange(BLOCKED, READY, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
         let cpu = t.last_cpu.load(Ordering::Relaxed);
         enqueue(cpu, t);
     }
@@ -281,9 +278,13 @@ fn schedule(reason: Reason) {
     // SAFETY: owner CPU, interrupts off; the current thread is the caller, so it stays alive
     // (its Arc is in `current`) until the loop takes it.
     unsafe {
-        let t = (*me.sched.current.get()).as_ref().expect("schedule() from a kernel thread");
+        let t = (*me.sched.current.get())
+            .as_ref()
+            .expect("schedule() from a kernel thread");
         if reason == Reason::Yield || reason == Reason::Preempted {
-            let _ = t.state.compare_exchange(RUNNING, READY, Ordering::Relaxed, Ordering::Relaxed);
+            let _ = t
+                .state
+                .compare_exchange(RUNNING, READY, Ordering::Relaxed, Ordering::Relaxed);
         }
         *me.sched.reason.get() = reason;
         let save = t.rsp.get();
@@ -350,7 +351,11 @@ fn run_one(me: &'static PerCpu, t: Arc<Thread>) {
     let mut spins = 0u64;
     while t.on_cpu.load(Ordering::Acquire) {
         spins += 1;
-        assert!(spins < ON_CPU_SPINS_MAX, "thread {} never left its previous CPU", t.id);
+        assert!(
+            spins < ON_CPU_SPINS_MAX,
+            "thread {} never left its previous CPU",
+            t.id
+        );
         core::hint::spin_loop();
     }
     t.on_cpu.store(true, Ordering::Relaxed);
@@ -387,10 +392,18 @@ fn run_one(me: &'static PerCpu, t: Arc<Thread>) {
     }
 }
 
+/// Arms the next preemption tick: TSC-deadline mode where the CPU has it, else the one-shot
+/// count-down timer.
 fn arm_quantum(me: &PerCpu) {
     me.sched.tick_pending.store(true, Ordering::Relaxed);
-    let ticks = (time::apic_ticks_per_ms() * QUANTUM_US / 1000).clamp(1, u64::from(u32::MAX)) as u32;
-    me.with_lapic(|l| l.timer_oneshot(ticks));
+    if apic::has_tsc_deadline() {
+        let deadline = cpu::rdtsc() + time::ns_to_tsc(QUANTUM_US * 1000);
+        me.with_lapic(|l| l.timer_deadline(deadline));
+    } else {
+        let ticks =
+            (time::apic_ticks_per_ms() * QUANTUM_US / 1000).clamp(1, u64::from(u32::MAX)) as u32;
+        me.with_lapic(|l| l.timer_oneshot(ticks));
+    }
 }
 
 /// Timer interrupt: count it and preempt the running thread (the trap stub has saved all its

@@ -63,10 +63,10 @@ impl RunQueue {
         let mut i = q.len();
         while out.len() < want && i > 0 {
             i -= 1;
-            if !q[i].pinned {
-                if let Some(t) = q.remove(i) {
-                    out.push(t);
-                }
+            if !q[i].pinned
+                && let Some(t) = q.remove(i)
+            {
+                out.push(t);
             }
         }
         out

@@ -45,7 +45,10 @@ impl<T> Mutex<T> {
     /// An unlocked mutex.
     pub fn new(value: T) -> Self {
         Self {
-            state: SpinLock::new(MutexState { locked: false, waiters: VecDeque::new() }),
+            state: SpinLock::new(MutexState {
+                locked: false,
+                waiters: VecDeque::new(),
+            }),
             value: UnsafeCell::new(value),
             waits: AtomicU64::new(0),
         }
