@@ -204,7 +204,7 @@ impl Env<'_> {
                 dur += t.seg.mem_ns;
             } else {
                 self.stats.mem_remote_ns += u128::from(t.seg.mem_ns);
-                dur += (t.seg.mem_ns as f64 * self.cost.memory_factor(d)).round() as u64;
+                dur += (t.seg.mem_ns as f64 * self.cost.memory_factor(d) + 0.5) as u64;
             }
         }
         if t.last_cpu != NONE && t.last_cpu as usize != cpu {
@@ -284,6 +284,7 @@ impl SimPlatform for Env<'_> {
                 0
             } + latency;
         self.stats.unparks += 1;
+        self.stats.sched_events += 1;
         self.q
             .push(at, EventKind::CpuUnpark, cpu as u32, generation);
     }
@@ -296,6 +297,7 @@ impl SimPlatform for Env<'_> {
     fn stole(&mut self, thief: usize, victim: usize, n: usize) {
         let d = self.m.distance(thief, victim);
         let cost = self.cost.steal_attempt.at(d) + n as u64 * self.cost.steal_per_task.at(d);
+        self.stats.sched_events += 1;
         self.charge(cost);
         if let Some(k) = Machine::tier_of(d) {
             self.stats.steals[k.index()] += 1;
@@ -368,6 +370,7 @@ impl Ctx for CtxImpl<'_, '_> {
             user: task.user,
         });
         env.stats.spawned += 1;
+        env.stats.sched_events += 1;
         env.make_runnable(id);
         if cpu == env.acting {
             env.charge(env.cost.spawn_ns);
@@ -389,6 +392,7 @@ impl Ctx for CtxImpl<'_, '_> {
         t.woken = true;
         env.make_runnable(task.0);
         env.charge(env.cost.wake_task.same_ns);
+        env.stats.sched_events += 1;
         self.sched.wake(env, self.cpu, task.0);
     }
 
@@ -413,6 +417,7 @@ impl Ctx for CtxImpl<'_, '_> {
 
 /// The CPU is free at `now + overhead`: pick the next task or park.
 fn dispatch(env: &mut Env, sched: &mut dyn SchedCore, cpu: usize) {
+    env.stats.sched_events += 1;
     match sched.next(env, cpu) {
         Some(task) => {
             env.dequeued(task);
@@ -450,6 +455,7 @@ fn dispatch(env: &mut Env, sched: &mut dyn SchedCore, cpu: usize) {
             }
             c.state = CpuState::Parked;
             c.task = NONE;
+            env.stats.sched_events += 1;
             sched.park(env, cpu);
         }
     }
@@ -560,6 +566,7 @@ pub fn run(
                         env.tasks[task as usize].seg = seg;
                         env.make_runnable(task);
                         env.charge(env.cost.yield_ns);
+                        env.stats.sched_events += 1;
                         sched.requeue(&mut env, cpu, task);
                         dispatch(&mut env, sched, cpu);
                     }

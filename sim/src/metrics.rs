@@ -182,6 +182,9 @@ pub struct Stats {
     pub mem_remote_ns: u128,
     /// CPU unparks.
     pub unparks: u64,
+    /// Scheduling events: calls into the scheduler (spawn, wake, yield, pick-next, park) plus
+    /// the unparks and steals it performed.
+    pub sched_events: u64,
     /// Time of the last exit.
     pub last_exit_ns: u64,
 }
@@ -206,6 +209,7 @@ impl Default for Stats {
             mem_local_ns: 0,
             mem_remote_ns: 0,
             unparks: 0,
+            sched_events: 0,
             last_exit_ns: 0,
         }
     }

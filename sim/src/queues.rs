@@ -443,15 +443,19 @@ impl Queues {
                     continue;
                 }
             } else {
-                let nodes = self.tiers[cpu][ti].nodes.clone();
-                for &b in &nodes {
-                    if !self.injectors[b as usize].is_empty() {
-                        p.probes(cpu, failed_probes, failed_ns);
-                        return self.from_injector(p, cpu, b as usize);
-                    }
+                let tier_nodes = &self.tiers[cpu][ti].nodes;
+                if let Some(&b) = tier_nodes
+                    .iter()
+                    .find(|&&b| !self.injectors[b as usize].is_empty())
+                {
+                    p.probes(cpu, failed_probes, failed_ns);
+                    return self.from_injector(p, cpu, b as usize);
                 }
                 let probes = tier_len.min(REMOTE_PROBES_MAX);
-                if nodes.iter().all(|&b| self.queued_node[b as usize] == 0) {
+                if tier_nodes
+                    .iter()
+                    .all(|&b| self.queued_node[b as usize] == 0)
+                {
                     failed_probes += probes as u64;
                     failed_ns += probes as u64 * self.tiers[cpu][ti].probe_ns;
                     continue;
@@ -467,8 +471,13 @@ impl Queues {
             let step = (tier_len / probes).max(1);
             let start = self.rng[cpu].below(tier_len as u64) as usize;
             let probe_ns = self.tiers[cpu][ti].probe_ns;
-            for i in 0..probes {
-                let victim = self.tiers[cpu][ti].cpus[(start + i * step) % tier_len] as usize;
+            let mut idx = start;
+            for _ in 0..probes {
+                let victim = self.tiers[cpu][ti].cpus[idx] as usize;
+                idx += step;
+                if idx >= tier_len {
+                    idx -= tier_len;
+                }
                 if self.queued_cpu[victim] > 0
                     && let Some(t) = self.steal_from(p, cpu, victim)
                 {

@@ -60,8 +60,10 @@ impl ByTier {
 pub struct Details {
     /// Tasks that ran to completion.
     pub tasks_completed: u64,
-    /// Engine events handled.
+    /// Engine events handled (heap pops).
     pub events: u64,
+    /// Scheduling events: scheduler calls (spawn, wake, yield, pick-next, park), unparks, steals.
+    pub sched_events: u64,
     /// Exact mean latency.
     pub latency_mean_ns: f64,
     /// Mean time from runnable to running, per dispatch.
@@ -158,6 +160,7 @@ impl PolicyReport {
             details: Details {
                 tasks_completed: s.completed,
                 events: r.events,
+                sched_events: s.sched_events,
                 latency_mean_ns: s.latency.mean(),
                 wait_mean_ns: s.wait.mean(),
                 first_wait_mean_ns: s.first_wait.mean(),

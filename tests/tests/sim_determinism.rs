@@ -4,9 +4,19 @@
 use manycore_sim::{Machine, Scenario, presets, sched_bridge};
 
 fn scenario(preset: &str, workload: &str, params: &[(&str, &str)], seed: u64) -> Scenario {
-    let m = Machine::new(presets::find(preset).map(presets::Preset::build).expect("preset exists"));
-    let params = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let policies = sched_bridge::POLICIES.iter().map(|p| p.to_string()).collect();
+    let m = Machine::new(
+        presets::find(preset)
+            .map(presets::Preset::build)
+            .expect("preset exists"),
+    );
+    let params = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let policies = sched_bridge::POLICIES
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
     let mut s = Scenario::new(preset, m, workload, params, policies);
     s.opts.seed = seed;
     s
@@ -35,9 +45,22 @@ fn two_runs_give_identical_json_for_every_workload() {
 
 #[test]
 fn another_seed_gives_another_schedule() {
-    let a = json(&scenario("dual-socket", "server", &[("requests", "5000")], 1));
-    let b = json(&scenario("dual-socket", "server", &[("requests", "5000")], 2));
-    assert_ne!(a, b, "the seed must reach the arrival process and the steal choices");
+    let a = json(&scenario(
+        "dual-socket",
+        "server",
+        &[("requests", "5000")],
+        1,
+    ));
+    let b = json(&scenario(
+        "dual-socket",
+        "server",
+        &[("requests", "5000")],
+        2,
+    ));
+    assert_ne!(
+        a, b,
+        "the seed must reach the arrival process and the steal choices"
+    );
 }
 
 #[test]
@@ -45,7 +68,16 @@ fn parallel_sweep_output_does_not_depend_on_thread_count() {
     use manycore_sim::sweep::Sweep;
     let machines = ["laptop", "dual-socket"]
         .iter()
-        .map(|p| (p.to_string(), Machine::new(presets::find(p).map(presets::Preset::build).expect("preset"))))
+        .map(|p| {
+            (
+                p.to_string(),
+                Machine::new(
+                    presets::find(p)
+                        .map(presets::Preset::build)
+                        .expect("preset"),
+                ),
+            )
+        })
         .collect();
     let sw = Sweep {
         topologies: machines,

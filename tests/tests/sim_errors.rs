@@ -6,12 +6,25 @@ use std::panic::catch_unwind;
 use manycore_sim::{CostModel, Machine, Scenario, presets, sched_bridge, topo_source};
 
 fn laptop() -> Machine {
-    Machine::new(presets::find("laptop").map(presets::Preset::build).expect("preset"))
+    Machine::new(
+        presets::find("laptop")
+            .map(presets::Preset::build)
+            .expect("preset"),
+    )
 }
 
 fn try_run(workload: &str, params: &[(&str, &str)]) -> Result<(), String> {
-    let params = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let s = Scenario::new("laptop", laptop(), workload, params, vec!["topology".into()]);
+    let params = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let s = Scenario::new(
+        "laptop",
+        laptop(),
+        workload,
+        params,
+        vec!["topology".into()],
+    );
     s.run(None).map(|_| ())
 }
 
@@ -25,7 +38,10 @@ fn assert_err_mentions(r: Result<(), String>, words: &[&str]) {
 #[test]
 fn bad_topology_names_the_input() {
     let e = topo_source::load("no-such-machine").expect_err("unknown name");
-    assert!(e.contains("no-such-machine") && e.contains("epyc-2s-nps4"), "{e}");
+    assert!(
+        e.contains("no-such-machine") && e.contains("epyc-2s-nps4"),
+        "{e}"
+    );
     let e = topo_source::load("").expect_err("empty");
     assert!(e.contains("--topology"), "{e}");
 }
@@ -35,23 +51,44 @@ fn bad_workload_and_parameters_are_named() {
     assert_err_mentions(try_run("forkjoin", &[]), &["forkjoin", "fork-join"]);
     assert_err_mentions(try_run("fork-join", &[("dept", "3")]), &["dept=3", "depth"]);
     assert_err_mentions(try_run("fork-join", &[("depth", "deep")]), &["depth=deep"]);
-    assert_err_mentions(try_run("fork-join", &[("depth", "40"), ("fanout", "1024")]), &["2^40"]);
+    assert_err_mentions(
+        try_run("fork-join", &[("depth", "40"), ("fanout", "1024")]),
+        &["2^40"],
+    );
     assert_err_mentions(try_run("server", &[("load", "-1")]), &["load=-1"]);
-    assert_err_mentions(try_run("server", &[("service", "gaussian")]), &["service=gaussian", "pareto"]);
-    assert_err_mentions(try_run("server", &[("arrival", "cpu99")]), &["arrival=cpu99"]);
+    assert_err_mentions(
+        try_run("server", &[("service", "gaussian")]),
+        &["service=gaussian", "pareto"],
+    );
+    assert_err_mentions(
+        try_run("server", &[("arrival", "cpu99")]),
+        &["arrival=cpu99"],
+    );
     assert_err_mentions(try_run("server", &[("requests", "0")]), &["requests=0"]);
-    assert_err_mentions(try_run("memory-bound", &[("home", "3")]), &["home=3", "node 3"]);
+    assert_err_mentions(
+        try_run("memory-bound", &[("home", "3")]),
+        &["home=3", "node 3"],
+    );
     assert_err_mentions(try_run("imbalanced", &[("cpu", "16")]), &["cpu=16"]);
-    assert_err_mentions(try_run("producer-consumer", &[("items", "2"), ("channels", "4")]), &["items=2"]);
+    assert_err_mentions(
+        try_run("producer-consumer", &[("items", "2"), ("channels", "4")]),
+        &["items=2"],
+    );
     assert_err_mentions(try_run("trace", &[]), &["file="]);
-    assert_err_mentions(try_run("trace", &[("file", "/nonexistent/t.csv")]), &["/nonexistent/t.csv"]);
+    assert_err_mentions(
+        try_run("trace", &[("file", "/nonexistent/t.csv")]),
+        &["/nonexistent/t.csv"],
+    );
 }
 
 #[test]
 fn bad_policy_list_is_named() {
     let e = sched_bridge::parse_list("topology,fifo").expect_err("unknown policy");
     assert!(e.contains("fifo") && e.contains("linux"), "{e}");
-    assert_eq!(sched_bridge::parse_list("all").expect("all").len(), sched_bridge::POLICIES.len());
+    assert_eq!(
+        sched_bridge::parse_list("all").expect("all").len(),
+        sched_bridge::POLICIES.len()
+    );
 }
 
 #[test]
@@ -65,7 +102,10 @@ fn bad_cost_model_files_are_named() {
     let json = dir.join("bad.json");
     std::fs::write(&json, "{\"memory\": {\"remote_factor_far\": 1.2}}").expect("write");
     let e = CostModel::load(&json).expect_err("far < near");
-    assert!(e.contains("bad.json") && e.contains("remote_factor_far"), "{e}");
+    assert!(
+        e.contains("bad.json") && e.contains("remote_factor_far"),
+        "{e}"
+    );
     let e = CostModel::load(&dir.join("missing.toml")).expect_err("missing");
     assert!(e.contains("missing.toml"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
@@ -73,13 +113,52 @@ fn bad_cost_model_files_are_named() {
 
 #[test]
 fn garbage_parameter_values_never_panic() {
-    let workloads = ["fork-join", "server", "pipeline", "imbalanced", "memory-bound", "producer-consumer"];
+    let workloads = [
+        "fork-join",
+        "server",
+        "pipeline",
+        "imbalanced",
+        "memory-bound",
+        "producer-consumer",
+    ];
     let keys = [
-        "depth", "fanout", "roots", "leaf_ns", "requests", "load", "service", "service_ns", "stages", "items", "tasks", "task_ns",
-        "batch", "cpu", "home", "channels", "capacity", "producers", "consumers", "mem_frac", "arrival", "bimodal_p",
+        "depth",
+        "fanout",
+        "roots",
+        "leaf_ns",
+        "requests",
+        "load",
+        "service",
+        "service_ns",
+        "stages",
+        "items",
+        "tasks",
+        "task_ns",
+        "batch",
+        "cpu",
+        "home",
+        "channels",
+        "capacity",
+        "producers",
+        "consumers",
+        "mem_frac",
+        "arrival",
+        "bimodal_p",
         "pareto_alpha",
     ];
-    let values = ["", "-1", "0", "1e400", "NaN", "inf", "18446744073709551616", "0.0000001", "abc", "1M", "3k"];
+    let values = [
+        "",
+        "-1",
+        "0",
+        "1e400",
+        "NaN",
+        "inf",
+        "18446744073709551616",
+        "0.0000001",
+        "abc",
+        "1M",
+        "3k",
+    ];
     for w in workloads {
         for k in keys {
             for v in values {

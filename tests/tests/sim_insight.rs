@@ -9,17 +9,42 @@
 
 use manycore_sim::{Machine, Scenario, presets};
 
-fn run(preset: &str, workload: &str, params: &[(&str, &str)], policies: &[&str]) -> manycore_sim::Report {
-    let m = Machine::new(presets::find(preset).map(presets::Preset::build).expect("preset"));
-    let params = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let s = Scenario::new(preset, m, workload, params, policies.iter().map(|p| p.to_string()).collect());
-    s.run(None).unwrap_or_else(|e| panic!("{preset}/{workload}: {e}")).0
+fn run(
+    preset: &str,
+    workload: &str,
+    params: &[(&str, &str)],
+    policies: &[&str],
+) -> manycore_sim::Report {
+    let m = Machine::new(
+        presets::find(preset)
+            .map(presets::Preset::build)
+            .expect("preset"),
+    );
+    let params = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let s = Scenario::new(
+        preset,
+        m,
+        workload,
+        params,
+        policies.iter().map(|p| p.to_string()).collect(),
+    );
+    s.run(None)
+        .unwrap_or_else(|e| panic!("{preset}/{workload}: {e}"))
+        .0
 }
 
 #[test]
 fn topology_beats_random_on_memory_bound_work_on_every_multi_node_preset() {
     for preset in ["dual-socket", "epyc-2s-nps4", "xeon-4s"] {
-        let r = run(preset, "memory-bound", &[("tasks", "40000")], &["topology", "random"]);
+        let r = run(
+            preset,
+            "memory-bound",
+            &[("tasks", "40000")],
+            &["topology", "random"],
+        );
         let (t, rnd) = (&r.policies[0], &r.policies[1]);
         assert!(
             t.throughput_tasks_per_s > rnd.throughput_tasks_per_s * 1.1,

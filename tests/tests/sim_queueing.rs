@@ -10,11 +10,18 @@ use manycore_sim::workload::fork_join::ForkJoin;
 use manycore_sim::{CostModel, Machine, Scenario, presets};
 
 fn machine(preset: &str) -> Machine {
-    Machine::new(presets::find(preset).map(presets::Preset::build).expect("preset"))
+    Machine::new(
+        presets::find(preset)
+            .map(presets::Preset::build)
+            .expect("preset"),
+    )
 }
 
 fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Erlang-C mean waiting time of M/M/c with `c` servers, arrival rate `lambda`, service rate `mu`.
@@ -54,9 +61,18 @@ fn global_policy_on_mmc_server_matches_erlang_c_within_5_percent() {
         let mut total_wait = 0.0;
         let mut total_n = 0.0;
         for seed in 1..=4 {
-            let params = kv(&[("requests", "400000"), ("load", &load.to_string()), ("service", "exp"), ("service_ns", "10000")]);
+            let params = kv(&[
+                ("requests", "400000"),
+                ("load", &load.to_string()),
+                ("service", "exp"),
+                ("service_ns", "10000"),
+            ]);
             let mut s = Scenario::new("laptop", m.clone(), "server", params, vec!["global".into()]);
-            s.opts = RunOptions { seed, cost: CostModel::zero(), ..RunOptions::default() };
+            s.opts = RunOptions {
+                seed,
+                cost: CostModel::zero(),
+                ..RunOptions::default()
+            };
             let (report, _) = s.run(None).expect("run");
             let p = &report.policies[0];
             total_wait += p.details.first_wait_mean_ns * p.details.tasks_completed as f64;
@@ -67,7 +83,11 @@ fn global_policy_on_mmc_server_matches_erlang_c_within_5_percent() {
         let lambda = load * f64::from(c) * mu;
         let expected = erlang_c_wait(c, lambda, mu);
         let err = (measured - expected).abs() / expected;
-        assert!(err < 0.05, "load {load}: mean wait {measured:.1} ns vs Erlang-C {expected:.1} ns ({:.1}% off)", err * 100.0);
+        assert!(
+            err < 0.05,
+            "load {load}: mean wait {measured:.1} ns vs Erlang-C {expected:.1} ns ({:.1}% off)",
+            err * 100.0
+        );
     }
 }
 
@@ -79,18 +99,40 @@ fn fork_join_bounds(cost: CostModel, c_factor: f64, policies: &[&str]) {
     let m = machine("dual-socket");
     let p = m.cpus() as f64;
     let ramp = p * cost.unpark.remote_far_ns.max(cost.unpark.node_ns) as f64;
-    for (depth, fanout, leaf) in [("12", "2", "20000"), ("6", "4", "5000"), ("4", "8", "50000")] {
+    for (depth, fanout, leaf) in [
+        ("12", "2", "20000"),
+        ("6", "4", "5000"),
+        ("4", "8", "50000"),
+    ] {
         let params = kv(&[("depth", depth), ("fanout", fanout), ("leaf_ns", leaf)]);
         let fj = ForkJoin::from_params(&mut Params::new("fork-join", &params)).expect("params");
         let (work, span) = (fj.work_ns() as f64, fj.span_ns() as f64);
-        let mut s = Scenario::new("dual-socket", m.clone(), "fork-join", params, policies.iter().map(|s| s.to_string()).collect());
-        s.opts = RunOptions { cost: cost.clone(), ..RunOptions::default() };
+        let mut s = Scenario::new(
+            "dual-socket",
+            m.clone(),
+            "fork-join",
+            params,
+            policies.iter().map(|s| s.to_string()).collect(),
+        );
+        s.opts = RunOptions {
+            cost: cost.clone(),
+            ..RunOptions::default()
+        };
         let (_, results) = s.run(None).expect("run");
         for r in &results {
             let t = r.makespan_ns as f64;
             let executed = (r.stats.busy_ns + r.stats.overhead_ns) as f64;
-            assert!(executed >= work, "{}: executed less than the nominal work", r.policy);
-            assert!(t >= work / p, "{} depth={depth} fanout={fanout}: makespan {t} below work/P {}", r.policy, work / p);
+            assert!(
+                executed >= work,
+                "{}: executed less than the nominal work",
+                r.policy
+            );
+            assert!(
+                t >= work / p,
+                "{} depth={depth} fanout={fanout}: makespan {t} below work/P {}",
+                r.policy,
+                work / p
+            );
             let upper = executed / p + c_factor * span + ramp;
             assert!(
                 t <= upper,

@@ -48,7 +48,7 @@ impl Pipeline {
         if self.arrived >= self.items {
             return;
         }
-        let gap = ctx.rng().exp(self.mean_gap_ns).round() as u64;
+        let gap = (ctx.rng().exp(self.mean_gap_ns) + 0.5) as u64;
         let cpu = self.arrival.pick(ctx);
         let t = ctx.now_ns() + gap;
         ctx.at(t, cpu, 0);

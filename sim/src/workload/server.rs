@@ -69,7 +69,7 @@ impl Service {
             }
         };
         // Clamp the tail at 10^6 means (Pareto can draw arbitrarily large values).
-        v.clamp(0.0, mean_ns * 1e6).round() as u64
+        (v.clamp(0.0, mean_ns * 1e6) + 0.5) as u64
     }
 
     /// Its parameter spelling.
@@ -127,7 +127,7 @@ impl Server {
         }
         let gap = ctx.rng().exp(self.mean_gap_ns);
         let cpu = self.arrival.pick(ctx);
-        let t = ctx.now_ns() + gap.round() as u64;
+        let t = ctx.now_ns() + (gap + 0.5) as u64;
         ctx.at(t, cpu, 0);
     }
 }

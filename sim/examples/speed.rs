@@ -1,0 +1,32 @@
+//! Times one policy on one workload and prints engine events per second of host time:
+//! `cargo run -p manycore-sim --release --example speed -- PRESET WORKLOAD POLICY [k=v ...]`.
+
+use manycore_sim::params::parse_kv;
+use manycore_sim::{Machine, Scenario, topo_source};
+
+fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let get = |i: usize, d: &'static str| args.get(i).cloned().unwrap_or_else(|| d.to_string());
+    let (topo, workload, policy) = (get(0, "epyc-2s-nps4"), get(1, "server"), get(2, "topology"));
+    let params = args
+        .iter()
+        .skip(3)
+        .map(|s| parse_kv(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let machine = Machine::new(topo_source::load(&topo)?);
+    let s = Scenario::new(&topo, machine, &workload, params, vec![policy.clone()]);
+    let t = std::time::Instant::now();
+    let r = s.run_policy(&policy, None, None)?;
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "{topo} {workload} {policy}: {} tasks, {} engine events, {} scheduling events in {secs:.3} s = {:.2} M engine events/s, {:.2} M scheduling events/s, makespan {} ns, peak live {}",
+        r.stats.completed,
+        r.events,
+        r.stats.sched_events,
+        r.events as f64 / secs / 1e6,
+        r.stats.sched_events as f64 / secs / 1e6,
+        r.makespan_ns,
+        r.peak_live_tasks
+    );
+    Ok(())
+}
