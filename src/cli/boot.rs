@@ -157,6 +157,13 @@ pub fn run(args: &BootArgs) -> Result<ExitCode, String> {
     for p in &problems {
         eprintln!("manycore boot: {p}");
     }
+    if pass {
+        eprintln!(
+            "manycore boot: pass ({} RESULT line(s){})",
+            run.results.len(),
+            if topology_matches == Some(true) { ", topology as requested" } else { "" }
+        );
+    }
     Ok(if pass { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
@@ -450,7 +457,7 @@ pub fn run_qemu(qemu: &str, args: &[String], timeout: Duration, to_stderr: bool)
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).split(b'\n') {
             let Ok(bytes) = line else { break };
-            let text = String::from_utf8_lossy(&bytes).trim_end_matches('\r').to_string();
+            let text = strip_escapes(&String::from_utf8_lossy(&bytes));
             if tx.send(text).is_err() {
                 break;
             }
@@ -495,6 +502,33 @@ pub fn run_qemu(qemu: &str, args: &[String], timeout: Duration, to_stderr: bool)
         handle_line(line);
     }
     Ok(QemuRun { outcome, results })
+}
+
+/// Removes terminal control sequences (SeaBIOS clears the screen on the serial line) and the
+/// carriage returns of the kernel's CRLF line ends.
+fn strip_escapes(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => {
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    // CSI: parameters and intermediates, then one final byte in '@'..='~'.
+                    for f in chars.by_ref() {
+                        if ('@'..='~').contains(&f) {
+                            break;
+                        }
+                    }
+                } else {
+                    chars.next();
+                }
+            }
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn shell_words(args: &[String]) -> String {
@@ -573,6 +607,12 @@ mod tests {
         assert!(d.iter().any(|s| s.starts_with("node 2 CPUs")));
         assert!(d.iter().any(|s| s.starts_with("packages")));
         assert!(d.iter().any(|s| s.starts_with("node 3 memory")));
+    }
+
+    #[test]
+    fn seabios_screen_control_is_stripped() {
+        assert_eq!(strip_escapes("\x1bc\x1b[?7l\x1b[2J\x1b[0mSeaBIOS (version 1)\r"), "SeaBIOS (version 1)");
+        assert_eq!(strip_escapes("RESULT {\"a\":1}\r"), "RESULT {\"a\":1}");
     }
 
     #[test]
