@@ -98,7 +98,10 @@ fn assert_reported_topology_is(requested: &str, reported: &Value) {
     let cpus = reported["cpus"].as_array().expect("per-CPU list");
     assert_eq!(cpus.len(), want.num_cpus());
     for pu in want.pus() {
-        let c = &cpus[pu.os_index as usize];
+        let c = cpus
+            .iter()
+            .find(|c| c["os_index"] == pu.os_index)
+            .unwrap_or_else(|| panic!("the kernel reports no CPU with OS index {}", pu.os_index));
         assert_eq!(c["package"], want.packages()[pu.package].os_index, "package of CPU {}", pu.os_index);
         assert_eq!(c["node"], want.nodes()[pu.node].os_index, "node of CPU {}", pu.os_index);
     }
