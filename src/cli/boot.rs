@@ -115,16 +115,25 @@ pub fn run(args: &BootArgs) -> Result<ExitCode, String> {
         println!("{} {}", args.qemu, shell_words(&qemu_args));
         return Ok(ExitCode::SUCCESS);
     }
-    let run = run_qemu(&args.qemu, &qemu_args, Duration::from_secs(args.timeout), args.json)?;
+    let run = run_qemu(
+        &args.qemu,
+        &qemu_args,
+        Duration::from_secs(args.timeout),
+        args.json,
+    )?;
     let expected = machine.expected_topology(&topo);
     let mut problems = Vec::new();
     match run.outcome {
         Outcome::Exited(QEMU_EXIT_PASS) => {}
         Outcome::Exited(QEMU_EXIT_FAIL) => problems.push("the kernel reported failure".to_string()),
-        Outcome::Exited(0) => problems.push("the kernel reset the machine (triple fault?) without reporting".into()),
+        Outcome::Exited(0) => {
+            problems.push("the kernel reset the machine (triple fault?) without reporting".into())
+        }
         Outcome::Exited(code) => problems.push(format!("QEMU exited with status {code}")),
         Outcome::Signalled => problems.push("QEMU was killed by a signal".into()),
-        Outcome::TimedOut => problems.push(format!("no exit within {} s: QEMU killed", args.timeout)),
+        Outcome::TimedOut => {
+            problems.push(format!("no exit within {} s: QEMU killed", args.timeout))
+        }
     }
     if run.results.is_empty() {
         problems.push("the kernel printed no RESULT line".into());
@@ -132,7 +141,10 @@ pub fn run(args: &BootArgs) -> Result<ExitCode, String> {
     let mut topology_matches = None;
     for r in &run.results {
         if r.get("pass") == Some(&Value::Bool(false)) {
-            problems.push(format!("program {} reported \"pass\": false", r.get("program").unwrap_or(&Value::Null)));
+            problems.push(format!(
+                "program {} reported \"pass\": false",
+                r.get("program").unwrap_or(&Value::Null)
+            ));
         }
         if let Some(reported) = r.get("topology") {
             let diffs = compare_topology(&expected, reported, args.mem_per_node << 20);
@@ -152,7 +164,10 @@ pub fn run(args: &BootArgs) -> Result<ExitCode, String> {
             "results": run.results,
             "qemu": std::iter::once(args.qemu.clone()).chain(qemu_args).collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
     }
     for p in &problems {
         eprintln!("manycore boot: {p}");
@@ -161,14 +176,28 @@ pub fn run(args: &BootArgs) -> Result<ExitCode, String> {
         eprintln!(
             "manycore boot: pass ({} RESULT line(s){})",
             run.results.len(),
-            if topology_matches == Some(true) { ", topology as requested" } else { "" }
+            if topology_matches == Some(true) {
+                ", topology as requested"
+            } else {
+                ""
+            }
         );
     }
-    Ok(if pass { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if pass {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn resolve_accel(accel: Accel) -> Result<Accel, String> {
-    let kvm_usable = || std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok();
+    let kvm_usable = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .is_ok()
+    };
     match accel {
         Accel::Tcg => Ok(Accel::Tcg),
         Accel::Kvm if kvm_usable() => Ok(Accel::Kvm),
@@ -178,11 +207,16 @@ fn resolve_accel(accel: Accel) -> Result<Accel, String> {
 }
 
 fn target_dir(args: &BootArgs) -> PathBuf {
-    args.target_dir.clone().unwrap_or_else(|| repo_root().join("target").join("kernel"))
+    args.target_dir
+        .clone()
+        .unwrap_or_else(|| repo_root().join("target").join("kernel"))
 }
 
 fn kernel_elf_path(target_dir: &Path) -> PathBuf {
-    target_dir.join("x86_64-unknown-none").join("release").join("manycore-kernel")
+    target_dir
+        .join("x86_64-unknown-none")
+        .join("release")
+        .join("manycore-kernel")
 }
 
 /// Builds kernel/ (release, x86_64-unknown-none) and returns the ELF's path. Cargo's output goes
@@ -204,7 +238,12 @@ pub fn build_kernel(target_dir: &Path) -> Result<PathBuf, String> {
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
         .status()
-        .map_err(|e| format!("cannot run cargo to build the kernel in {}: {e}", dir.display()))?;
+        .map_err(|e| {
+            format!(
+                "cannot run cargo to build the kernel in {}: {e}",
+                dir.display()
+            )
+        })?;
     if !status.success() {
         return Err(format!(
             "building the kernel in {} failed (is the target installed? `rustup target add x86_64-unknown-none`)",
@@ -213,7 +252,10 @@ pub fn build_kernel(target_dir: &Path) -> Result<PathBuf, String> {
     }
     let elf = kernel_elf_path(target_dir);
     if !elf.is_file() {
-        return Err(format!("the kernel build succeeded but {} is missing", elf.display()));
+        return Err(format!(
+            "the kernel build succeeded but {} is missing",
+            elf.display()
+        ));
     }
     Ok(elf)
 }
@@ -243,7 +285,11 @@ impl MachineArgs {
         let sockets = topo.num_packages();
         let cores_per_socket = topo.num_cores() / sockets.max(1);
         for p in topo.packages() {
-            let cores = topo.cores().iter().filter(|c| c.package == p.logical).count();
+            let cores = topo
+                .cores()
+                .iter()
+                .filter(|c| c.package == p.logical)
+                .count();
             if cores != cores_per_socket {
                 return Err(format!(
                     "--topology: package P#{} has {cores} cores but others have {cores_per_socket}: QEMU needs the same count in every package",
@@ -252,7 +298,11 @@ impl MachineArgs {
             }
         }
         let threads_per_core = topo.cores().first().map_or(1, |c| c.pus.len());
-        if let Some(c) = topo.cores().iter().find(|c| c.pus.len() != threads_per_core) {
+        if let Some(c) = topo
+            .cores()
+            .iter()
+            .find(|c| c.pus.len() != threads_per_core)
+        {
             return Err(format!(
                 "--topology: core L#{} has {} PUs but others have {threads_per_core}: QEMU needs the same count in every core",
                 c.logical,
@@ -262,10 +312,14 @@ impl MachineArgs {
         // QEMU numbers CPUs socket-major, then core within socket, then thread within core.
         let mut qemu_index = vec![0; topo.num_cpus()];
         for core in topo.cores() {
-            let core_in_package =
-                topo.cores().iter().filter(|c| c.package == core.package && c.logical < core.logical).count();
+            let core_in_package = topo
+                .cores()
+                .iter()
+                .filter(|c| c.package == core.package && c.logical < core.logical)
+                .count();
             for (thread, &pu) in core.pus.iter().enumerate() {
-                qemu_index[pu] = (core.package * cores_per_socket + core_in_package) * threads_per_core + thread;
+                qemu_index[pu] =
+                    (core.package * cores_per_socket + core_in_package) * threads_per_core + thread;
             }
         }
         let mut nodes = Vec::new();
@@ -282,19 +336,41 @@ impl MachineArgs {
             nodes.push((n.os_index, cpus));
         }
         let k = topo.num_nodes();
-        let distances = (0..k).flat_map(|a| (0..k).map(move |b| (a, b))).map(|(a, b)| topo.distance(a, b)).collect();
-        Ok(Self { sockets, cores_per_socket, threads_per_core, qemu_index, nodes, distances, mem_per_node_mib })
+        let distances = (0..k)
+            .flat_map(|a| (0..k).map(move |b| (a, b)))
+            .map(|(a, b)| topo.distance(a, b))
+            .collect();
+        Ok(Self {
+            sockets,
+            cores_per_socket,
+            threads_per_core,
+            qemu_index,
+            nodes,
+            distances,
+            mem_per_node_mib,
+        })
     }
 
     /// The full QEMU argument list (without the binary).
-    pub fn qemu_args(&self, accel: Accel, icount: bool, kernel: &Path, cmdline: &str) -> Vec<String> {
+    pub fn qemu_args(
+        &self,
+        accel: Accel,
+        icount: bool,
+        kernel: &Path,
+        cmdline: &str,
+    ) -> Vec<String> {
         let cpus = self.sockets * self.cores_per_socket * self.threads_per_core;
         let mut a: Vec<String> = vec!["-machine".into(), "q35".into()];
         match accel {
             Accel::Kvm => a.extend(["-accel".into(), "kvm".into(), "-cpu".into(), "host".into()]),
             // `max` with an Intel vendor string: every feature TCG emulates, and Intel-style CPUID
             // topology leaves (QEMU warns about SMT on AMD-vendor `max`).
-            _ => a.extend(["-accel".into(), "tcg".into(), "-cpu".into(), "max,vendor=GenuineIntel".into()]),
+            _ => a.extend([
+                "-accel".into(),
+                "tcg".into(),
+                "-cpu".into(),
+                "max,vendor=GenuineIntel".into(),
+            ]),
         }
         if icount {
             a.extend(["-icount".into(), "shift=0,align=off".into()]);
@@ -305,10 +381,16 @@ impl MachineArgs {
             self.sockets, self.cores_per_socket, self.threads_per_core
         ));
         a.push("-m".into());
-        a.push(format!("{}M", self.mem_per_node_mib * self.nodes.len().max(1) as u64));
+        a.push(format!(
+            "{}M",
+            self.mem_per_node_mib * self.nodes.len().max(1) as u64
+        ));
         for (i, (os, cpus)) in self.nodes.iter().enumerate() {
             a.push("-object".into());
-            a.push(format!("memory-backend-ram,id=mem{i},size={}M", self.mem_per_node_mib));
+            a.push(format!(
+                "memory-backend-ram,id=mem{i},size={}M",
+                self.mem_per_node_mib
+            ));
             let mut node = format!("node,nodeid={os},memdev=mem{i}");
             for (lo, hi) in ranges(cpus) {
                 if lo == hi {
@@ -398,16 +480,29 @@ pub fn compare_topology(expected: &Value, reported: &Value, node_memory_bytes: u
         }
     }
     let empty = Vec::new();
-    let want = expected.get("nodes").and_then(Value::as_array).unwrap_or(&empty);
-    let got = reported.get("nodes").and_then(Value::as_array).unwrap_or(&empty);
+    let want = expected
+        .get("nodes")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    let got = reported
+        .get("nodes")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
     if want.len() != got.len() {
-        diffs.push(format!("nodes: asked for {}, kernel reports {}", want.len(), got.len()));
+        diffs.push(format!(
+            "nodes: asked for {}, kernel reports {}",
+            want.len(),
+            got.len()
+        ));
         return diffs;
     }
     for (w, g) in want.iter().zip(got) {
         let os = w.get("os_index").cloned().unwrap_or(Value::Null);
         if w.get("os_index") != g.get("os_index") {
-            diffs.push(format!("node {os}: kernel reports it as node {}", g.get("os_index").unwrap_or(&Value::Null)));
+            diffs.push(format!(
+                "node {os}: kernel reports it as node {}",
+                g.get("os_index").unwrap_or(&Value::Null)
+            ));
         }
         if w.get("cpus") != g.get("cpus") {
             diffs.push(format!(
@@ -418,7 +513,9 @@ pub fn compare_topology(expected: &Value, reported: &Value, node_memory_bytes: u
         }
         let mem = g.get("memory_bytes").and_then(Value::as_u64).unwrap_or(0);
         if mem > node_memory_bytes || mem + MEMORY_SHORTFALL_BYTES_MAX < node_memory_bytes {
-            diffs.push(format!("node {os} memory: asked for {node_memory_bytes} bytes, kernel reports {mem}"));
+            diffs.push(format!(
+                "node {os} memory: asked for {node_memory_bytes} bytes, kernel reports {mem}"
+            ));
         }
     }
     diffs
@@ -444,7 +541,12 @@ pub struct QemuRun {
 }
 
 /// Runs QEMU, echoing its serial console (to stderr when `to_stderr`), collecting `RESULT` lines.
-pub fn run_qemu(qemu: &str, args: &[String], timeout: Duration, to_stderr: bool) -> Result<QemuRun, String> {
+pub fn run_qemu(
+    qemu: &str,
+    args: &[String],
+    timeout: Duration,
+    to_stderr: bool,
+) -> Result<QemuRun, String> {
     let mut child = Command::new(qemu)
         .args(args)
         .stdin(Stdio::null())
@@ -452,7 +554,10 @@ pub fn run_qemu(qemu: &str, args: &[String], timeout: Duration, to_stderr: bool)
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| format!("cannot start {qemu}: {e} (install qemu-system-x86)"))?;
-    let stdout = child.stdout.take().ok_or("QEMU's stdout was not captured")?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or("QEMU's stdout was not captured")?;
     let (tx, rx) = mpsc::channel::<String>();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).split(b'\n') {
@@ -485,7 +590,10 @@ pub fn run_qemu(qemu: &str, args: &[String], timeout: Duration, to_stderr: bool)
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {}
         }
-        if let Some(status) = child.try_wait().map_err(|e| format!("waiting for QEMU: {e}"))? {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| format!("waiting for QEMU: {e}"))?
+        {
             break match status.code() {
                 Some(c) => Outcome::Exited(c),
                 None => Outcome::Signalled,
@@ -533,7 +641,13 @@ fn strip_escapes(line: &str) -> String {
 
 fn shell_words(args: &[String]) -> String {
     args.iter()
-        .map(|a| if a.contains(' ') || a.is_empty() { format!("'{a}'") } else { a.clone() })
+        .map(|a| {
+            if a.contains(' ') || a.is_empty() {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -550,10 +664,30 @@ mod tests {
         for os in 0..16u32 {
             let package = os / 8;
             let core = u64::from((os % 8) / 2);
-            d.pus.push(PuDesc { os_index: os, apic_id: Some(os), package, core, node: Some(os / 4), caches: vec![] });
+            d.pus.push(PuDesc {
+                os_index: os,
+                apic_id: Some(os),
+                package,
+                core,
+                node: Some(os / 4),
+                caches: vec![],
+            });
         }
-        d.nodes = (0..4).map(|os_index| NodeDesc { os_index, memory_bytes: 1 << 30 }).collect();
-        let near = |a: u32, b: u32| if a == b { 10 } else if a / 2 == b / 2 { 12 } else { 32 };
+        d.nodes = (0..4)
+            .map(|os_index| NodeDesc {
+                os_index,
+                memory_bytes: 1 << 30,
+            })
+            .collect();
+        let near = |a: u32, b: u32| {
+            if a == b {
+                10
+            } else if a / 2 == b / 2 {
+                12
+            } else {
+                32
+            }
+        };
         d.distances = Some(DistanceMatrix {
             nodes: vec![0, 1, 2, 3],
             values: (0..16).map(|i| near(i / 4, i % 4)).collect(),
@@ -567,9 +701,15 @@ mod tests {
         let m = MachineArgs::from_topology(&t, 64).unwrap();
         let a = m.qemu_args(Accel::Tcg, false, Path::new("/k"), "selftest");
         let joined = a.join(" ");
-        assert!(joined.contains("-smp cpus=16,sockets=2,cores=4,threads=2"), "{joined}");
+        assert!(
+            joined.contains("-smp cpus=16,sockets=2,cores=4,threads=2"),
+            "{joined}"
+        );
         assert!(joined.contains("-m 256M"), "{joined}");
-        assert!(joined.contains("-numa node,nodeid=1,memdev=mem1,cpus=4-7"), "{joined}");
+        assert!(
+            joined.contains("-numa node,nodeid=1,memdev=mem1,cpus=4-7"),
+            "{joined}"
+        );
         assert!(joined.contains("-numa dist,src=0,dst=1,val=12"), "{joined}");
         assert!(joined.contains("-numa dist,src=3,dst=0,val=32"), "{joined}");
         assert_eq!(a.iter().filter(|s| s.starts_with("dist,")).count(), 12);
@@ -580,7 +720,14 @@ mod tests {
     fn uneven_cores_are_rejected_with_a_reason() {
         let mut d = TopologyDesc::default();
         for (os, core) in [(0u32, 0u64), (1, 1), (2, 0)] {
-            d.pus.push(PuDesc { os_index: os, apic_id: None, package: os / 2, core, node: None, caches: vec![] });
+            d.pus.push(PuDesc {
+                os_index: os,
+                apic_id: None,
+                package: os / 2,
+                core,
+                node: None,
+                caches: vec![],
+            });
         }
         let t = Topology::build(d).unwrap();
         let e = MachineArgs::from_topology(&t, 64).unwrap_err();
@@ -611,7 +758,10 @@ mod tests {
 
     #[test]
     fn seabios_screen_control_is_stripped() {
-        assert_eq!(strip_escapes("\x1bc\x1b[?7l\x1b[2J\x1b[0mSeaBIOS (version 1)\r"), "SeaBIOS (version 1)");
+        assert_eq!(
+            strip_escapes("\x1bc\x1b[?7l\x1b[2J\x1b[0mSeaBIOS (version 1)\r"),
+            "SeaBIOS (version 1)"
+        );
         assert_eq!(strip_escapes("RESULT {\"a\":1}\r"), "RESULT {\"a\":1}");
     }
 

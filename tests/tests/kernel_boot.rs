@@ -22,15 +22,23 @@ const MEM_PER_NODE_MIB: u64 = 96;
 const BOOT_TIMEOUT_SECS: u64 = 900;
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// Why the boot test cannot run here, if it cannot.
 fn missing_tool() -> Option<String> {
     if manycore_tests::which("qemu-system-x86_64").is_none() {
-        return Some("qemu-system-x86_64 is not on PATH (Debian: apt-get install qemu-system-x86)".into());
+        return Some(
+            "qemu-system-x86_64 is not on PATH (Debian: apt-get install qemu-system-x86)".into(),
+        );
     }
-    let sysroot = Command::new("rustc").args(["--print", "sysroot"]).output().ok()?;
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()?;
     let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
     let target_lib = Path::new(&sysroot).join("lib/rustlib/x86_64-unknown-none/lib");
     if !target_lib.is_dir() {
@@ -63,15 +71,29 @@ fn manycore_boot(topology: &str, program: &str) -> (i32, Value, String) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(repo_root())
-        .args(["run", "--quiet", "-p", "manycore", "--bin", "manycore", "--", "boot"])
-        .args(["--topology", topology, "--mem-per-node", &MEM_PER_NODE_MIB.to_string()])
-        .args(["--timeout", &BOOT_TIMEOUT_SECS.to_string(), "--json", "--", program])
+        .args([
+            "run", "--quiet", "-p", "manycore", "--bin", "manycore", "--", "boot",
+        ])
+        .args([
+            "--topology",
+            topology,
+            "--mem-per-node",
+            &MEM_PER_NODE_MIB.to_string(),
+        ])
+        .args([
+            "--timeout",
+            &BOOT_TIMEOUT_SECS.to_string(),
+            "--json",
+            "--",
+            program,
+        ])
         .output()
         .expect("run cargo");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("manycore boot printed no JSON report ({e}).\nstdout:\n{stdout}\nstderr:\n{stderr}"));
+    let report = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!("manycore boot printed no JSON report ({e}).\nstdout:\n{stdout}\nstderr:\n{stderr}")
+    });
     (out.status.code().unwrap_or(-1), report, stderr)
 }
 
@@ -87,12 +109,23 @@ fn assert_reported_topology_is(requested: &str, reported: &Value) {
         assert_eq!(nodes[i]["os_index"], n.os_index, "node {i} OS index");
         // Synthetic PUs are numbered like QEMU's CPUs (package, core, thread order).
         let cpus: Vec<u64> = n.cpus.iter().map(|c| c as u64).collect();
-        assert_eq!(nodes[i]["cpus"], serde_json::json!(cpus), "CPUs of node {i}");
+        assert_eq!(
+            nodes[i]["cpus"],
+            serde_json::json!(cpus),
+            "CPUs of node {i}"
+        );
         let mem = nodes[i]["memory_bytes"].as_u64().expect("memory_bytes");
         let asked = MEM_PER_NODE_MIB << 20;
-        assert!(mem <= asked && mem + (1 << 20) >= asked, "node {i}: {mem} bytes reported, {asked} asked");
+        assert!(
+            mem <= asked && mem + (1 << 20) >= asked,
+            "node {i}: {mem} bytes reported, {asked} asked"
+        );
         for (j, _) in want.nodes().iter().enumerate() {
-            assert_eq!(reported["distances"][i][j], want.distance(i, j), "distance {i}->{j}");
+            assert_eq!(
+                reported["distances"][i][j],
+                want.distance(i, j),
+                "distance {i}->{j}"
+            );
         }
     }
     let cpus = reported["cpus"].as_array().expect("per-CPU list");
@@ -102,8 +135,18 @@ fn assert_reported_topology_is(requested: &str, reported: &Value) {
             .iter()
             .find(|c| c["os_index"] == pu.os_index)
             .unwrap_or_else(|| panic!("the kernel reports no CPU with OS index {}", pu.os_index));
-        assert_eq!(c["package"], want.packages()[pu.package].os_index, "package of CPU {}", pu.os_index);
-        assert_eq!(c["node"], want.nodes()[pu.node].os_index, "node of CPU {}", pu.os_index);
+        assert_eq!(
+            c["package"],
+            want.packages()[pu.package].os_index,
+            "package of CPU {}",
+            pu.os_index
+        );
+        assert_eq!(
+            c["node"],
+            want.nodes()[pu.node].os_index,
+            "node of CPU {}",
+            pu.os_index
+        );
     }
 }
 
@@ -113,9 +156,15 @@ fn boot_and_check(test: &str, topology: &str) {
     }
     let (code, report, stderr) = manycore_boot(topology, "selftest");
     let problems = &report["problems"];
-    assert_eq!(code, 0, "manycore boot failed: {problems}\nstderr:\n{stderr}");
+    assert_eq!(
+        code, 0,
+        "manycore boot failed: {problems}\nstderr:\n{stderr}"
+    );
     assert_eq!(report["pass"], true, "{problems}");
-    assert_eq!(report["qemu_exit"], 33, "the kernel must exit through isa-debug-exit with the pass code");
+    assert_eq!(
+        report["qemu_exit"], 33,
+        "the kernel must exit through isa-debug-exit with the pass code"
+    );
     assert_eq!(report["topology_matches"], true, "{problems}");
     let results = report["results"].as_array().expect("results");
     assert_eq!(results.len(), 1, "selftest prints exactly one RESULT line");
@@ -130,7 +179,10 @@ fn boot_and_check(test: &str, topology: &str) {
         "timer_fires_on_every_cpu",
         "frames_come_from_their_node",
     ] {
-        let c = checks.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("check {name} missing"));
+        let c = checks
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("check {name} missing"));
         assert_eq!(c["pass"], true, "{name}: {}", c["detail"]);
     }
     assert!(checks.iter().all(|c| c["pass"] == true), "{checks:?}");
