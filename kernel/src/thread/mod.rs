@@ -46,6 +46,11 @@ use crate::{smpcall, time};
 pub const STACK_BYTES: u64 = 16 * 1024;
 /// Preemption quantum.
 pub const QUANTUM_US: u64 = 2_000;
+/// Written at the lowest word of every thread stack and checked each time the thread switches
+/// out: a thread that ran past the end of its stack is reported by name (its id) at its next
+/// switch instead of corrupting its neighbour silently for ever. (The identity map uses 2 MiB
+/// pages, so there are no guard pages; this catches overflows that reach the last word.)
+const STACK_CANARY: u64 = 0x5354_4143_4b45_4e44;
 
 /// Thread states (in `Thread::state`).
 const READY: u8 = 0;
@@ -202,7 +207,10 @@ pub fn spawn_on(
     let stack_base = frames::alloc_near(node, STACK_BYTES, 4096, percpu::nodes_by_distance())
         .ok_or("spawn: out of memory for a thread stack")?;
     // SAFETY: the stack was just taken from the pools and is owned by this thread.
-    let rsp = unsafe { prepare_stack(stack_base + STACK_BYTES, thread_start) };
+    let rsp = unsafe {
+        (stack_base as *mut u64).write(STACK_CANARY);
+        prepare_stack(stack_base + STACK_BYTES, thread_start)
+    };
     let t = Arc::new(Thread {
         id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         rsp: UnsafeCell::new(rsp),
@@ -379,6 +387,16 @@ fn run_one(me: &'static PerCpu, t: Arc<Thread>) {
     let t = unsafe { (*me.sched.current.get()).take() }.expect("the thread we switched to");
     // SAFETY: as above.
     let reason = unsafe { *me.sched.reason.get() };
+    // SAFETY: the stack base is this thread's, mapped, and not in use by another CPU (the thread
+    // has just switched out on this one).
+    let canary = unsafe { (t.stack_base as *const u64).read_volatile() };
+    if canary != STACK_CANARY {
+        panic!(
+            "thread {} overflowed its {} KiB stack",
+            t.id,
+            STACK_BYTES / 1024
+        );
+    }
     t.on_cpu.store(false, Ordering::Release);
     match reason {
         Reason::Yield | Reason::Preempted => me.sched.runq.push(t),
