@@ -29,6 +29,7 @@ pub mod desc;
 pub mod error;
 pub mod model;
 pub mod render;
+pub mod synthetic;
 pub mod tiers;
 
 pub use cpuset::CpuSet;

@@ -33,7 +33,12 @@ impl Topology {
 
 /// Formats a byte count the way lstopo does (KB/MB/GB, powers of 1024).
 pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [(&str, u64); 4] = [("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)];
+    const UNITS: [(&str, u64); 4] = [
+        ("TB", 1 << 40),
+        ("GB", 1 << 30),
+        ("MB", 1 << 20),
+        ("KB", 1 << 10),
+    ];
     for (name, size) in UNITS {
         if bytes >= size && bytes % size == 0 || bytes >= 10 * size {
             return format!("{}{name}", bytes / size);
@@ -75,7 +80,11 @@ impl Tree<'_> {
             Obj::Package(i) => format!("Package L#{i}"),
             Obj::Node(i) => {
                 let n = &t.nodes[i];
-                format!("NUMANode L#{i} (P#{} {})", n.os_index, human_bytes(n.memory_bytes))
+                format!(
+                    "NUMANode L#{i} (P#{} {})",
+                    n.os_index,
+                    human_bytes(n.memory_bytes)
+                )
             }
             Obj::Cache(i) => {
                 let c = &t.caches[i];
@@ -94,8 +103,17 @@ impl Tree<'_> {
     fn chain(&self, pu: usize) -> Vec<Obj> {
         let t = self.0;
         let p = &t.pus[pu];
-        let mut chain = alloc::vec![Obj::Package(p.package), Obj::Node(p.node), Obj::Core(p.core)];
-        chain.extend(t.caches.iter().filter(|c| c.pus.binary_search(&pu).is_ok()).map(|c| Obj::Cache(c.logical)));
+        let mut chain = alloc::vec![
+            Obj::Package(p.package),
+            Obj::Node(p.node),
+            Obj::Core(p.core)
+        ];
+        chain.extend(
+            t.caches
+                .iter()
+                .filter(|c| c.pus.binary_search(&pu).is_ok())
+                .map(|c| Obj::Cache(c.logical)),
+        );
         chain.sort_by_key(|&o| (usize::MAX - self.size(o), self.rank(o)));
         chain.push(Obj::Pu(pu));
         chain
@@ -120,7 +138,13 @@ impl fmt::Display for Tree<'_> {
                 }
                 if j > common {
                     let line: Vec<String> = chain[i..j].iter().map(|&o| self.label(o)).collect();
-                    writeln!(f, "{:width$}{}", "", line.join(" + "), width = 2 + depth * 2)?;
+                    writeln!(
+                        f,
+                        "{:width$}{}",
+                        "",
+                        line.join(" + "),
+                        width = 2 + depth * 2
+                    )?;
                 }
                 depth += 1;
                 i = j;
@@ -128,7 +152,12 @@ impl fmt::Display for Tree<'_> {
             prev = chain;
         }
         for (i, n) in t.nodes.iter().enumerate().filter(|(_, n)| n.pus.is_empty()) {
-            writeln!(f, "  NUMANode L#{i} (P#{} {}, no CPUs)", n.os_index, human_bytes(n.memory_bytes))?;
+            writeln!(
+                f,
+                "  NUMANode L#{i} (P#{} {}, no CPUs)",
+                n.os_index,
+                human_bytes(n.memory_bytes)
+            )?;
         }
         if !t.offline_cpus().is_empty() {
             writeln!(f, "  offline CPUs: {}", t.offline_cpus())?;
