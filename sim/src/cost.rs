@@ -247,8 +247,21 @@ impl CostModel {
         let model: CostModel = if json {
             serde_json::from_str(text).map_err(|e| format!("cost model {origin}: {e}"))?
         } else {
-            toml::from_str(text)
-                .map_err(|e| format!("cost model {origin}: {}", e.to_string().trim_end()))?
+            toml::from_str(text).map_err(|e: toml::de::Error| {
+                let at = e.span().map(|span| {
+                    let before = &text[..span.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+                    let column = before.len() - line_start + 1;
+                    let source = text[line_start..].lines().next().unwrap_or("").trim();
+                    format!(" line {line} column {column} (`{source}`)")
+                });
+                format!(
+                    "cost model {origin}{}: {}",
+                    at.unwrap_or_default(),
+                    e.message().trim_end()
+                )
+            })?
         };
         model
             .validate()
