@@ -10,6 +10,8 @@
 //!
 //! Errors name the source and say what the input was taken for.
 
+use std::path::Path;
+
 use manycore_topology::Topology;
 
 use crate::presets;
@@ -26,10 +28,20 @@ pub fn load(spec: &str) -> Result<Topology, String> {
     if let Some(p) = presets::find(spec) {
         return Ok(p.build());
     }
-    Err(format!(
-        "--topology {spec:?}: not a preset ({}); file, sysfs, host and synthetic sources arrive with manycore-topology's parsers",
-        preset_names()
-    ))
+    if spec == "host" || Path::new(spec).exists() {
+        return Err(format!(
+            "--topology {spec:?}: host, hwloc XML and sysfs sources arrive with manycore-topology's parsers; use a preset ({}) or a synthetic description meanwhile",
+            preset_names()
+        ));
+    }
+    if !spec.contains(':') && !spec.chars().any(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "--topology {spec:?}: not a preset ({}), not an existing file or directory, and not a synthetic description (those look like \"pack:2 core:4 pu:2\")",
+            preset_names()
+        ));
+    }
+    Topology::from_synthetic(spec)
+        .map_err(|e| format!("--topology (read as a synthetic description): {e}"))
 }
 
 /// The preset names, comma-separated.
