@@ -96,11 +96,18 @@ fn memory_report() {
     }
 }
 
+/// (preset, workload, parameters).
+type Case = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
 fn bench_events(c: &mut Criterion) {
     memory_report();
     let mut g = c.benchmark_group("sim_events");
     g.sample_size(10);
-    let cases: &[(&str, &str, &[(&str, &str)])] = &[
+    let cases: &[Case] = &[
         ("epyc-2s-nps4", "server", &[("requests", "200000")]),
         ("epyc-2s-nps4", "fork-join", &[("depth", "16")]),
         ("epyc-2s-nps4", "memory-bound", &[("tasks", "200000")]),
@@ -110,7 +117,9 @@ fn bench_events(c: &mut Criterion) {
     for (preset, w, params) in cases {
         let s = scenario(preset, w, params);
         let (engine, sched) = events_of(&s);
-        eprintln!("sim events: {w} on {preset}: {engine} engine events, {sched} scheduling events per run");
+        eprintln!(
+            "sim events: {w} on {preset}: {engine} engine events, {sched} scheduling events per run"
+        );
         g.throughput(Throughput::Elements(sched));
         g.bench_with_input(BenchmarkId::new(*w, preset), &s, |b, s| {
             b.iter(|| black_box(s.run_policy("topology", None, None).expect("run").events))

@@ -301,7 +301,7 @@ impl CostModel {
             ("remote_factor_near", m.remote_factor_near),
             ("remote_factor_far", m.remote_factor_far),
         ] {
-            if !v.is_finite() || v < 1.0 || v > 100.0 {
+            if !v.is_finite() || !(1.0..=100.0).contains(&v) {
                 return Err(format!(
                     "memory.{name} is {v}; expected a multiplier between 1.0 (remote as fast as local) and 100"
                 ));

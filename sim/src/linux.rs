@@ -252,10 +252,7 @@ impl SchedCore for Linux {
         self.ticks += 1;
         let n = self.rq.len();
         let mut kick = false;
-        for cpu in 0..n {
-            if !busy[cpu] {
-                continue;
-            }
+        for (cpu, _) in busy.iter().enumerate().filter(|(_, b)| **b) {
             for level in 0..self.domains[cpu].len() {
                 if self.ticks % self.domains[cpu][level].interval_ticks == 0 {
                     self.balance(Some(&mut *p), cpu, level);

@@ -146,7 +146,7 @@ impl Wasted {
 }
 
 /// Counters and histograms of one run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Stats {
     /// Tasks created.
     pub spawned: u64,
@@ -187,32 +187,6 @@ pub struct Stats {
     pub sched_events: u64,
     /// Time of the last exit.
     pub last_exit_ns: u64,
-}
-
-impl Default for Stats {
-    fn default() -> Self {
-        Stats {
-            spawned: 0,
-            completed: 0,
-            latency: Histogram::new(),
-            wake_to_run: Histogram::new(),
-            wait: Histogram::new(),
-            first_wait: Histogram::new(),
-            busy_ns: 0,
-            overhead_ns: 0,
-            cold_ns: 0,
-            steals: [0; 5],
-            stolen_tasks: [0; 5],
-            failed_probes: 0,
-            injector_ops: 0,
-            migrations: [0; 5],
-            mem_local_ns: 0,
-            mem_remote_ns: 0,
-            unparks: 0,
-            sched_events: 0,
-            last_exit_ns: 0,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -374,7 +374,7 @@ impl Queues {
     }
 
     /// Takes a batch from node `node`'s injector into `cpu`'s ring; returns the first task.
-    fn from_injector(&mut self, p: &mut dyn SimPlatform, cpu: usize, node: usize) -> Option<u32> {
+    fn take_injector(&mut self, p: &mut dyn SimPlatform, cpu: usize, node: usize) -> Option<u32> {
         let len = self.injectors[node].len();
         if len == 0 {
             return None;
@@ -449,7 +449,7 @@ impl Queues {
                     .find(|&&b| !self.injectors[b as usize].is_empty())
                 {
                     p.probes(cpu, failed_probes, failed_ns);
-                    return self.from_injector(p, cpu, b as usize);
+                    return self.take_injector(p, cpu, b as usize);
                 }
                 let probes = tier_len.min(REMOTE_PROBES_MAX);
                 if tier_nodes
@@ -529,7 +529,7 @@ impl Queues {
                     Some(b)
                 }
             })
-            .and_then(|b| self.from_injector(p, cpu, b))
+            .and_then(|b| self.take_injector(p, cpu, b))
     }
 
     fn end_search(&mut self, p: &mut dyn SimPlatform, cpu: usize, found: bool) {
@@ -642,7 +642,7 @@ impl SchedCore for Queues {
                 self.picks[cpu] = self.picks[cpu].wrapping_add(1);
                 let fair = self.picks[cpu] % INJECTOR_CHECK_EVERY == 0;
                 let mut t = if fair {
-                    self.from_injector(p, cpu, node)
+                    self.take_injector(p, cpu, node)
                 } else {
                     None
                 };
@@ -650,7 +650,7 @@ impl SchedCore for Queues {
                     t = self.pop_own(cpu);
                 }
                 if t.is_none() {
-                    t = self.from_injector(p, cpu, node);
+                    t = self.take_injector(p, cpu, node);
                 }
                 if t.is_none() {
                     t = if self.policy == StealPolicy::Topology {

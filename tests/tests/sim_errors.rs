@@ -44,7 +44,8 @@ fn bad_topology_names_the_input() {
     );
     let e = topo_source::load("pack:2 core:x").expect_err("bad synthetic");
     assert!(e.contains("synthetic") && e.contains("byte 12"), "{e}");
-    let e = topo_source::load("pack:2 numa:2 core:2 pu:1 distances=10,20;20").expect_err("ragged matrix");
+    let e = topo_source::load("pack:2 numa:2 core:2 pu:1 distances=10,20;20")
+        .expect_err("ragged matrix");
     assert!(e.contains("distance"), "{e}");
     let t = topo_source::load("pack:2 numa:2 core:2 pu:2").expect("valid synthetic");
     assert_eq!((t.num_cpus(), t.num_nodes()), (16, 4));
