@@ -78,6 +78,14 @@ pub fn latency_cdf(path: &Path, title: &str, results: &[RunResult]) -> Result<()
         .map_err(|e| err(path, e))?;
     chart
         .configure_mesh()
+        .x_labels(8)
+        .x_label_formatter(&|x| {
+            if *x >= 10.0 {
+                format!("{x:.0}")
+            } else {
+                format!("{x:.2}")
+            }
+        })
         .x_desc("latency (us, log scale)")
         .y_desc("fraction of tasks")
         .draw()
