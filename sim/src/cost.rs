@@ -371,6 +371,14 @@ mod tests {
     }
 
     #[test]
+    fn shipped_default_file_is_the_default_model() {
+        // sim/cost-models/default.toml documents the calibration format by example; it must not
+        // drift from the built-in defaults (regenerate it from `CostModel::default().to_toml()`).
+        let text = include_str!("../cost-models/default.toml");
+        assert_eq!(CostModel::parse(text, false, "default.toml"), Ok(CostModel::default()));
+    }
+
+    #[test]
     fn remote_costs_interpolate_by_rank_not_by_slit_value() {
         let m = CostModel::default();
         assert_eq!(m.steal_attempt.at(Distance::Remote(0.0)), 250);
