@@ -7,7 +7,8 @@
 //!   NUMA level per distinct SLIT distance (all nodes within that distance), as
 //!   `sched_init_numa` builds them.
 //! - **Fork placement** (`SD_BALANCE_FORK`): a new task goes to an idle CPU of the spawner's LLC,
-//!   else of its node, else the spawner's own queue.
+//!   else of its node, else of the nearest NUMA level within `RECLAIM_DISTANCE` (30; farther
+//!   levels lose fork balancing, as `sd_init` does), else the spawner's own queue.
 //! - **Wake placement** (`select_idle_sibling`): the task's previous CPU if idle, else an idle CPU
 //!   sharing its LLC, else the previous CPU's queue.
 //! - **Newidle balance**: a CPU about to go idle pulls half the excess of the busiest CPU in its
@@ -35,7 +36,13 @@ struct Domain {
     /// Ticks between periodic balances of this domain.
     interval_ticks: u64,
     numa: bool,
+    /// Largest SLIT distance inside the domain.
+    max_distance: u32,
 }
+
+/// Linux's `RECLAIM_DISTANCE`: NUMA levels farther than this lose fork/exec balancing and wake
+/// affinity.
+const RECLAIM_DISTANCE: u32 = 30;
 
 /// The Linux-like balancer.
 pub struct Linux {
@@ -189,9 +196,17 @@ impl Linux {
 
 impl SchedCore for Linux {
     fn spawn(&mut self, p: &mut dyn SimPlatform, cpu: usize, task: u32) {
+        // Fork balancing: the smallest domain with an idle CPU, up to the NUMA levels the kernel
+        // keeps SD_BALANCE_FORK on (distance <= RECLAIM_DISTANCE = 30).
         let node = self.node_of[cpu] as usize;
-        let target = self.idle_in(&self.node_cpus[node], cpu).unwrap_or(cpu);
-        self.enqueue(p, cpu, target, task);
+        let mut target = self.idle_in(&self.node_cpus[node], cpu);
+        if target.is_none() {
+            target = self.domains[cpu]
+                .iter()
+                .filter(|d| d.numa && d.max_distance <= RECLAIM_DISTANCE)
+                .find_map(|d| self.idle_in(&d.cpus, cpu));
+        }
+        self.enqueue(p, cpu, target.unwrap_or(cpu), task);
     }
 
     fn wake(&mut self, p: &mut dyn SimPlatform, cpu: usize, task: u32) {
