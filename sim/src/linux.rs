@@ -97,6 +97,7 @@ impl Linux {
                     cpus: llc_cpus.clone(),
                     imbalance_pct: 117,
                     numa: false,
+                    max_distance: 10,
                 });
             }
             if node_cpus[node].len() > llc_cpus.len() {
@@ -105,6 +106,7 @@ impl Linux {
                     imbalance_pct: 117,
                     interval_ticks: ms_ticks(node_cpus[node].len()),
                     numa: false,
+                    max_distance: 10,
                 });
             }
             for &d in &distances {
@@ -122,6 +124,7 @@ impl Linux {
                         cpus,
                         imbalance_pct: 125,
                         numa: true,
+                        max_distance: d,
                     });
                 }
             }
