@@ -30,6 +30,8 @@ pub mod error;
 pub mod model;
 pub mod render;
 pub mod synthetic;
+#[cfg(feature = "std")]
+pub mod sysfs;
 pub mod tiers;
 
 pub use cpuset::CpuSet;
