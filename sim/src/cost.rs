@@ -375,7 +375,10 @@ mod tests {
         // sim/cost-models/default.toml documents the calibration format by example; it must not
         // drift from the built-in defaults (regenerate it from `CostModel::default().to_toml()`).
         let text = include_str!("../cost-models/default.toml");
-        assert_eq!(CostModel::parse(text, false, "default.toml"), Ok(CostModel::default()));
+        assert_eq!(
+            CostModel::parse(text, false, "default.toml"),
+            Ok(CostModel::default())
+        );
     }
 
     #[test]

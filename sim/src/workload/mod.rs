@@ -47,6 +47,9 @@ impl Seg {
 
     /// A segment of `total_ns` of which a fraction `mem_frac` is memory time.
     pub fn split(total_ns: u64, mem_frac: f64) -> Seg {
+        if mem_frac <= 0.0 {
+            return Seg::cpu(total_ns);
+        }
         let mem_ns = (total_ns as f64 * mem_frac).round() as u64;
         Seg {
             cpu_ns: total_ns - mem_ns.min(total_ns),
