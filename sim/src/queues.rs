@@ -26,6 +26,7 @@
 //! A searcher that finds work and was the last of its node wakes another if work is still queued.
 
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 use manycore_topology::TierKind;
 
@@ -65,17 +66,24 @@ pub enum StealPolicy {
     Global,
 }
 
-#[derive(Clone, Debug)]
+/// One tier of a CPU's steal order. The CPU list itself stays in the topology's shared tier pool
+/// (`Topology::steal_order`), which stores each distinct list once: copying it per CPU would be
+/// O(CPUs²) memory and a cache miss per probe on big machines.
+#[derive(Clone, Copy, Debug)]
 struct Tier {
     kind: TierKind,
-    /// Logical CPUs (from the topology's steal order).
-    cpus: Vec<u32>,
-    /// Nodes covered (remote tiers).
-    nodes: Vec<u32>,
-    /// Price of probing every CPU of the tier once.
-    probe_all_ns: u64,
-    /// Price of one probe in this tier.
+    /// CPUs in the tier.
+    len: u32,
+    /// Remote tiers: index into `remote_classes[node]` (the nodes it covers).
+    class: u32,
+    /// Price of one probe in this tier (every victim of a tier is at the same distance).
     probe_ns: u64,
+}
+
+impl Tier {
+    fn probe_all_ns(&self) -> u64 {
+        u64::from(self.len) * self.probe_ns
+    }
 }
 
 /// The queues of one simulated machine.
@@ -88,10 +96,13 @@ pub struct Queues {
     nodes_by_distance: Vec<Vec<u32>>,
     llc: Vec<u32>,
     tiers: Vec<Vec<Tier>>,
+    /// Per node: the other nodes with CPUs, grouped by distance class, nearest first (the nodes of
+    /// each remote tier).
+    remote_classes: Vec<Vec<Vec<u32>>>,
     /// Price of probing every other CPU once (random policy).
     probe_all_ns: Vec<u64>,
     attempt: crate::cost::TierCosts,
-    machine: Machine,
+    machine: Rc<Machine>,
     rings: Vec<VecDeque<u32>>,
     next: Vec<Option<(u32, u64)>>,
     next_streak: Vec<u32>,
@@ -121,7 +132,7 @@ impl Queues {
         let node_cpus: Vec<Vec<u32>> = (0..nodes)
             .map(|k| topo.cpus_of_node(k).iter().map(|&c| c as u32).collect())
             .collect();
-        let nodes_by_distance = (0..nodes)
+        let nodes_by_distance: Vec<Vec<u32>> = (0..nodes)
             .map(|a| {
                 let mut v: Vec<u32> = (0..nodes as u32).filter(|&b| b as usize != a).collect();
                 v.sort_by_key(|&b| (topo.distance(a, b as usize), b));
@@ -129,31 +140,43 @@ impl Queues {
             })
             .collect();
         let attempt = cost.steal_attempt;
+        let remote_classes: Vec<Vec<Vec<u32>>> = (0..nodes)
+            .map(|a| {
+                let mut classes: Vec<(u32, Vec<u32>)> = Vec::new();
+                for &b in &nodes_by_distance[a] {
+                    if node_cpus[b as usize].is_empty() {
+                        continue;
+                    }
+                    let d = topo.distance(a, b as usize);
+                    match classes.last_mut() {
+                        Some((cd, list)) if *cd == d => list.push(b),
+                        _ => classes.push((d, vec![b])),
+                    }
+                }
+                classes.into_iter().map(|(_, list)| list).collect()
+            })
+            .collect();
         let mut tiers = Vec::with_capacity(n);
         let mut probe_all_ns = Vec::with_capacity(n);
         for c in 0..n {
             let mut list = Vec::new();
+            let mut class = 0;
             for t in topo.steal_order(c).iter() {
-                let cpus: Vec<u32> = t.cpus.to_vec();
-                let mut tn: Vec<u32> = cpus.iter().map(|&x| node_of[x as usize]).collect();
-                tn.sort_unstable();
-                tn.dedup();
-                let probe_all: u64 = cpus
-                    .iter()
-                    .map(|&x| attempt.at(machine.distance(c, x as usize)))
-                    .sum();
-                let probe_ns = cpus
+                let probe_ns = t
+                    .cpus
                     .first()
                     .map_or(0, |&x| attempt.at(machine.distance(c, x as usize)));
                 list.push(Tier {
                     kind: t.kind,
-                    cpus,
-                    nodes: tn,
-                    probe_all_ns: probe_all,
+                    len: t.cpus.len() as u32,
+                    class,
                     probe_ns,
                 });
+                if t.kind == TierKind::Remote {
+                    class += 1;
+                }
             }
-            probe_all_ns.push(list.iter().map(|t| t.probe_all_ns).sum());
+            probe_all_ns.push(list.iter().map(Tier::probe_all_ns).sum());
             tiers.push(list);
         }
         Queues {
@@ -164,9 +187,10 @@ impl Queues {
             node_cpus,
             nodes_by_distance,
             tiers,
+            remote_classes,
             probe_all_ns,
             attempt,
-            machine: machine.clone(),
+            machine: Rc::new(machine.clone()),
             rings: (0..n).map(|_| VecDeque::new()).collect(),
             next: vec![None; n],
             next_streak: vec![0; n],
@@ -426,12 +450,15 @@ impl Queues {
 
     fn steal_topology(&mut self, p: &mut dyn SimPlatform, cpu: usize) -> Option<u32> {
         let node = self.node_of[cpu] as usize;
+        let machine = Rc::clone(&self.machine);
+        let order = machine.topo().steal_order(cpu);
         let mut failed_probes = 0u64;
         let mut failed_ns = 0u64;
         let mut local_skipped = false;
         for ti in 0..self.tiers[cpu].len() {
-            let (kind, tier_len) = (self.tiers[cpu][ti].kind, self.tiers[cpu][ti].cpus.len());
-            if kind != TierKind::Remote {
+            let tier = self.tiers[cpu][ti];
+            let tier_len = tier.len as usize;
+            if tier.kind != TierKind::Remote {
                 // Nothing queued on the node's CPUs but ours: every local tier would come back empty.
                 let others = self.queued_node[node]
                     - self.injectors[node].len() as u64
@@ -439,11 +466,11 @@ impl Queues {
                 if others == 0 || local_skipped {
                     local_skipped = true;
                     failed_probes += tier_len as u64;
-                    failed_ns += self.tiers[cpu][ti].probe_all_ns;
+                    failed_ns += tier.probe_all_ns();
                     continue;
                 }
             } else {
-                let tier_nodes = &self.tiers[cpu][ti].nodes;
+                let tier_nodes = &self.remote_classes[node][tier.class as usize];
                 if let Some(&b) = tier_nodes
                     .iter()
                     .find(|&&b| !self.injectors[b as usize].is_empty())
@@ -457,23 +484,22 @@ impl Queues {
                     .all(|&b| self.queued_node[b as usize] == 0)
                 {
                     failed_probes += probes as u64;
-                    failed_ns += probes as u64 * self.tiers[cpu][ti].probe_ns;
+                    failed_ns += probes as u64 * tier.probe_ns;
                     continue;
                 }
             }
             // Local tiers are scanned whole; a remote tier gets at most REMOTE_PROBES_MAX probes,
             // spread over it.
-            let probes = if kind == TierKind::Remote {
+            let victims = order.get(ti).map_or(&[][..], |t| t.cpus);
+            let probes = if tier.kind == TierKind::Remote {
                 tier_len.min(REMOTE_PROBES_MAX)
             } else {
                 tier_len
             };
-            let step = (tier_len / probes).max(1);
-            let start = self.rng[cpu].below(tier_len as u64) as usize;
-            let probe_ns = self.tiers[cpu][ti].probe_ns;
-            let mut idx = start;
+            let step = (tier_len / probes.max(1)).max(1);
+            let mut idx = self.rng[cpu].below(tier_len as u64) as usize;
             for _ in 0..probes {
-                let victim = self.tiers[cpu][ti].cpus[idx] as usize;
+                let victim = victims[idx] as usize;
                 idx += step;
                 if idx >= tier_len {
                     idx -= tier_len;
@@ -485,7 +511,7 @@ impl Queues {
                     return Some(t);
                 }
                 failed_probes += 1;
-                failed_ns += probe_ns;
+                failed_ns += tier.probe_ns;
             }
         }
         p.probes(cpu, failed_probes, failed_ns);
