@@ -30,11 +30,7 @@ impl SourceArgs {
         if let Some(path) = &self.xml {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read hwloc XML file {}: {e}", path.display()))?;
-            let _ = text;
-            return Err(format!(
-                "{}: hwloc XML input is not wired yet",
-                path.display()
-            ));
+            return Topology::from_hwloc_xml(&text).map_err(|e| format!("{}: {e}", path.display()));
         }
         if let Some(dir) = &self.sysfs {
             return Topology::from_sysfs(dir).map_err(|e| e.to_string());

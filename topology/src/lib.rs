@@ -33,6 +33,8 @@ pub mod synthetic;
 #[cfg(feature = "std")]
 pub mod sysfs;
 pub mod tiers;
+#[cfg(feature = "std")]
+pub mod xml;
 
 pub use cpuset::CpuSet;
 pub use desc::{CacheDesc, CacheKind, DistanceMatrix, NodeDesc, PuDesc, TopologyDesc};

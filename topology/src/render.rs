@@ -74,7 +74,8 @@ impl Tree<'_> {
         }
     }
 
-    fn label(&self, o: Obj) -> String {
+    /// `type_index[c]`: index of cache `c` among caches of its level and kind (lstopo's L#).
+    fn label(&self, o: Obj, type_index: &[usize]) -> String {
         let t = self.0;
         match o {
             Obj::Package(i) => format!("Package L#{i}"),
@@ -93,7 +94,12 @@ impl Tree<'_> {
                     (1, CacheKind::Instruction) | (_, CacheKind::Instruction) => "i",
                     _ => "",
                 };
-                format!("L{}{suffix} L#{i} ({})", c.level, human_bytes(c.size_bytes))
+                format!(
+                    "L{}{suffix} L#{} ({})",
+                    c.level,
+                    type_index[i],
+                    human_bytes(c.size_bytes)
+                )
             }
             Obj::Core(i) => format!("Core L#{i}"),
             Obj::Pu(i) => format!("PU L#{i} (P#{})", t.pus[i].os_index),
@@ -124,6 +130,17 @@ impl fmt::Display for Tree<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = self.0;
         writeln!(f, "Machine ({} total)", human_bytes(t.total_memory_bytes()))?;
+        let mut seen: alloc::collections::BTreeMap<(u8, CacheKind), usize> =
+            alloc::collections::BTreeMap::new();
+        let type_index: Vec<usize> = t
+            .caches
+            .iter()
+            .map(|c| {
+                let n = seen.entry((c.level, c.kind)).or_insert(0);
+                *n += 1;
+                *n - 1
+            })
+            .collect();
         let mut prev: Vec<Obj> = Vec::new();
         for pu in 0..t.num_cpus() {
             let chain = self.chain(pu);
@@ -137,7 +154,10 @@ impl fmt::Display for Tree<'_> {
                     j += 1;
                 }
                 if j > common {
-                    let line: Vec<String> = chain[i..j].iter().map(|&o| self.label(o)).collect();
+                    let line: Vec<String> = chain[i..j]
+                        .iter()
+                        .map(|&o| self.label(o, &type_index))
+                        .collect();
                     writeln!(
                         f,
                         "{:width$}{}",
