@@ -25,12 +25,21 @@ pub fn load(spec: &str) -> Result<Topology, String> {
             preset_names()
         ));
     }
+    if spec == "host" {
+        return Topology::host()
+            .map_err(|e| format!("--topology host: cannot read the host topology: {e}"));
+    }
     if let Some(p) = presets::find(spec) {
         return Ok(p.build());
     }
-    if spec == "host" || Path::new(spec).exists() {
+    let path = Path::new(spec);
+    if path.is_dir() {
+        return Topology::from_sysfs(path)
+            .map_err(|e| format!("--topology {spec} (read as a sysfs directory): {e}"));
+    }
+    if path.is_file() {
         return Err(format!(
-            "--topology {spec:?}: host, hwloc XML and sysfs sources arrive with manycore-topology's parsers; use a preset ({}) or a synthetic description meanwhile",
+            "--topology {spec}: hwloc XML files arrive with manycore-topology's XML parser; use a preset ({}), a sysfs directory, `host` or a synthetic description meanwhile",
             preset_names()
         ));
     }
