@@ -174,6 +174,8 @@ pub struct Stats {
     pub failed_probes: u64,
     /// Injector operations.
     pub injector_ops: u64,
+    /// Time injector operations spent waiting for the queue (contention).
+    pub injector_wait_ns: u128,
     /// Migrations by tier.
     pub migrations: [u64; 5],
     /// Memory time at local speed, run on the home node.

@@ -84,6 +84,8 @@ pub struct Details {
     pub failed_probes: u64,
     /// Injector operations.
     pub injector_ops: u64,
+    /// Time spent waiting for a busy shared queue / (CPUs × makespan).
+    pub queue_contention_fraction: f64,
     /// CPU wakeups.
     pub unparks: u64,
     /// Most tasks alive at once.
@@ -175,6 +177,7 @@ impl PolicyReport {
                 cold_cache_fraction: ratio(s.cold_ns as f64, s.busy_ns as f64),
                 failed_probes: s.failed_probes,
                 injector_ops: s.injector_ops,
+                queue_contention_fraction: ratio(s.injector_wait_ns as f64, capacity),
                 unparks: s.unparks,
                 peak_live_tasks: r.peak_live_tasks,
                 node_load,
