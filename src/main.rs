@@ -22,9 +22,9 @@ enum Command {
     /// Print a machine topology (the host by default) as a tree, JSON, or a CPU's steal order.
     Topo(cli::topo::TopoArgs),
     /// Compare scheduling policies on a simulated machine (`sim sweep` for parallel sweeps).
-    Sim(cli::sim::SimArgs),
+    Sim(Box<cli::sim::SimArgs>),
     /// Build the unikernel and boot it under QEMU on the machine a topology string describes.
-    Boot(cli::boot::BootArgs),
+    Boot(Box<cli::boot::BootArgs>),
 }
 
 fn main() -> ExitCode {

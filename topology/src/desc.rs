@@ -38,7 +38,7 @@ pub enum CacheKind {
 }
 
 /// One cache instance (shared by the PUs that list it).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CacheDesc {
     /// 1 for L1, 2 for L2, ...
     pub level: u8,

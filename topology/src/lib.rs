@@ -24,6 +24,8 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod acpi;
+pub mod cpuid;
 pub mod cpuset;
 pub mod desc;
 pub mod error;

@@ -666,9 +666,9 @@ pub fn parse(s: &str) -> Result<TopologyDesc, Error> {
     let innermost_node_level: Option<usize> = levels
         .iter()
         .enumerate()
-        .filter(|(_, l)| l.ty == Ty::Numa || !l.memory.is_empty())
-        .map(|(i, _)| i)
-        .last();
+        .rev()
+        .find(|(_, l)| l.ty == Ty::Numa || !l.memory.is_empty())
+        .map(|(i, _)| i);
     let node_obj_index = |level: Option<usize>, object: usize| -> usize {
         node_objs
             .iter()
