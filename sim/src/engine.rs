@@ -19,7 +19,7 @@
 //!   it was queued, a workload deadlock if it was blocked).
 
 use crate::chrome_trace::TraceWriter;
-use crate::cost::{CostModel, Distance};
+use crate::cost::CostModel;
 use crate::event::{EventKind, EventQueue};
 use crate::machine::Machine;
 use crate::metrics::{Stats, Timeline, Wasted};
@@ -673,9 +673,4 @@ pub fn run(
         timeline: env.timeline,
         wasted: env.wasted,
     })
-}
-
-/// Distance helper re-exported for reports.
-pub fn is_remote(d: Distance) -> bool {
-    matches!(d, Distance::Remote(_))
 }

@@ -30,7 +30,7 @@ use std::rc::Rc;
 
 use manycore_topology::TierKind;
 
-use crate::cost::{CostModel, Distance};
+use crate::cost::CostModel;
 use crate::machine::Machine;
 use crate::rng::Rng;
 use crate::sched_bridge::{SchedCore, SimPlatform};
@@ -712,9 +712,4 @@ impl SchedCore for Queues {
     fn queued(&self) -> u64 {
         self.queued_total
     }
-}
-
-/// The distance class of a steal, for the counters (used by the engine).
-pub fn tier_name(d: Distance) -> &'static str {
-    Machine::tier_of(d).map_or("self", TierKind::name)
 }

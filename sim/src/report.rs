@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::engine::RunResult;
 use crate::machine::Machine;
-use crate::metrics::{BUCKETS, TIER_NAMES};
+use crate::metrics::BUCKETS;
 
 /// Three latency percentiles.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -380,9 +380,4 @@ impl Report {
         }
         out
     }
-}
-
-/// Names of the tiers in counter order (for plots and docs).
-pub fn tier_names() -> &'static [&'static str; 5] {
-    &TIER_NAMES
 }
