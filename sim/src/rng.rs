@@ -3,7 +3,9 @@
 //! Every random choice of a run (arrival gaps, service times, the scheduler's victim choices)
 //! comes from generators derived from the one `--seed`, each through [`Rng::derive`] with a fixed
 //! stream number, so adding a draw in one place never shifts the numbers another place sees.
-//! The generators are plain integer arithmetic: the same seed gives the same sequence on every
+//! The generators are plain integer arithmetic, and the distributions' logarithms and powers come
+//! from the `libm` crate (a pure-Rust port of musl's libm) rather than the platform's C library,
+//! whose last-bit results differ between versions: the same seed gives the same sequence on every
 //! host, which is what makes runs bit-reproducible.
 
 /// A xoshiro256++ generator (Blackman and Vigna, "Scrambled linear pseudorandom number
@@ -91,13 +93,13 @@ impl Rng {
     /// An exponential variate with the given mean (inverse CDF).
     #[inline]
     pub fn exp(&mut self, mean: f64) -> f64 {
-        -mean * self.unit_open0().ln()
+        -mean * libm::log(self.unit_open0())
     }
 
     /// A Pareto (type I) variate with scale `x_min` and shape `alpha` (inverse CDF).
     #[inline]
     pub fn pareto(&mut self, x_min: f64, alpha: f64) -> f64 {
-        x_min / self.unit_open0().powf(1.0 / alpha)
+        x_min / libm::pow(self.unit_open0(), 1.0 / alpha)
     }
 
     /// `true` with probability `p`.
