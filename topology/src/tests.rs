@@ -303,3 +303,22 @@ fn large_machine_tiers_stay_compact() {
         t.steal_tiers_bytes()
     );
 }
+
+#[test]
+fn flat_machine_without_caches_stays_linear() {
+    // Found by the synthetic fuzzer: 22221 PUs with no cache level made every CPU's node tier a
+    // private copy (O(CPUs²), 2 GB). The rotated shared lists keep it linear.
+    let t = Topology::from_synthetic("22221").unwrap();
+    assert_eq!(t.num_cpus(), 22221);
+    assert!(
+        t.steal_tiers_bytes() < 2 << 20,
+        "{} bytes",
+        t.steal_tiers_bytes()
+    );
+    let order = t.steal_order(5);
+    assert_eq!(order.len(), 1);
+    let node_tier = order.get(0).unwrap();
+    assert_eq!(node_tier.cpus.len(), 22220);
+    assert_eq!(node_tier.cpus[0], 6, "ring order starts after the thief");
+    assert!(!node_tier.cpus.contains(&5));
+}

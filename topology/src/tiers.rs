@@ -8,9 +8,12 @@
 //! The hierarchy need not nest: when an LLC spans two nodes, the LLC tier holds the CPUs of the
 //! other node that share it, and those CPUs do not reappear in the remote tiers.
 //!
-//! Memory stays O(levels · CPUs + nodes · CPUs) rather than O(CPUs²): a tier's CPU list depends only
-//! on the groups that bound it (e.g. the L2 tier depends on the core and the L2, not on the CPU), so
-//! identical lists are stored once and shared through a key map built at construction time.
+//! Memory stays O(levels · CPUs + nodes · CPUs) rather than O(CPUs²). Where the hierarchy nests
+//! (core ⊆ L2 ⊆ LLC ⊆ node), each group's members are stored twice back to back with every
+//! sub-group contiguous, so "my group minus my sub-group" is one window of that list, shared by
+//! all CPUs of the sub-group; inside a tier, CPUs therefore come in ring order starting after the
+//! thief's own block. Where a level does not nest (an LLC spanning nodes), the list depends on
+//! the groups that bound it and is memoized by their ids. Remote tiers are shared per node.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -67,7 +70,8 @@ pub struct StealTier<'a> {
     /// SLIT distance from the thief's node to this tier's node(s) (the local distance for local
     /// tiers).
     pub distance: u32,
-    /// Logical CPU indices, increasing.
+    /// Logical CPU indices: in ring order starting after the thief's own group where the
+    /// hierarchy nests, increasing otherwise. Each other CPU appears in exactly one tier.
     pub cpus: &'a [u32],
 }
 
@@ -137,6 +141,50 @@ type Gid = (u8, u32);
 const TAG_CORE: u8 = 0;
 const TAG_CACHE: u8 = 1;
 const TAG_NODE: u8 = 2;
+/// A single CPU as its own "group" (the block removed from the SMT tier).
+const TAG_SELF: u8 = 3;
+
+/// A group's members stored twice back to back, ordered so that each sub-group is one
+/// contiguous block. For a CPU whose sub-group block is `[s, s + len)`, the rest of the group is
+/// the window `[s + len, s + group_len)` of the doubled list: one slice, shared by every CPU of
+/// the sub-group, in ring order starting after the CPU's own block.
+struct Rotated {
+    base: u32,
+    len: u32,
+    /// Sub-group -> (offset of its block, block length).
+    blocks: BTreeMap<Gid, (u32, u32)>,
+}
+
+impl Rotated {
+    fn build(
+        topo: &Topology,
+        pool: &mut Vec<u32>,
+        group: Gid,
+        sub: impl Fn(usize) -> Gid,
+    ) -> Rotated {
+        let members = members(topo, group);
+        // Order sub-groups by first appearance (members are in logical, i.e. tree, order).
+        let mut first: BTreeMap<Gid, usize> = BTreeMap::new();
+        for (i, &x) in members.iter().enumerate() {
+            first.entry(sub(x)).or_insert(i);
+        }
+        let mut ordered: Vec<usize> = members.to_vec();
+        ordered.sort_by_key(|&x| (first[&sub(x)], x));
+        let mut blocks: BTreeMap<Gid, (u32, u32)> = BTreeMap::new();
+        for (i, &x) in ordered.iter().enumerate() {
+            let e = blocks.entry(sub(x)).or_insert((i as u32, 0));
+            e.1 += 1;
+        }
+        let base = pool.len() as u32;
+        pool.extend(ordered.iter().map(|&x| x as u32));
+        pool.extend(ordered.iter().map(|&x| x as u32));
+        Rotated {
+            base,
+            len: members.len() as u32,
+            blocks,
+        }
+    }
+}
 
 fn gid(topo: &Topology, level: usize, cpu: usize) -> Gid {
     let pu = &topo.pus[cpu];
@@ -170,7 +218,9 @@ impl StealTiers {
             tiers: Vec::new(),
             pool: Vec::new(),
         };
-        // Memo: key -> (start, len) in pool.
+        // Nested levels: (level, group) -> its doubled member list.
+        let mut rotated: BTreeMap<(usize, Gid), Rotated> = BTreeMap::new();
+        // Memo for non-nested levels and remote classes: key -> (start, len) in pool.
         let mut lists: BTreeMap<Vec<u64>, (u32, u32)> = BTreeMap::new();
         // Memo: (level, gid) -> is G_level(c) a subset of G_level+1(c).
         let mut nested: BTreeMap<(usize, Gid), bool> = BTreeMap::new();
@@ -193,13 +243,39 @@ impl StealTiers {
             let in_prior = |x: usize, upto: usize| (0..upto).any(|l| gid(topo, l, x) == g[l]);
             let local = topo.distance(g[NODE].1 as usize, g[NODE].1 as usize);
             for (k, &kind) in LOCAL_KINDS.iter().enumerate() {
-                let key = if k == CORE {
-                    alloc::vec![0, c as u64]
-                } else {
-                    let mut key = alloc::vec![k as u64, pack(g[k]), pack(g[k - 1])];
-                    key.extend((0..k - 1).filter(|&i| !is_nested[i]).map(|i| pack(g[i])));
-                    key
-                };
+                // Nested path: the tier is "my level-k group minus my level-(k-1) block", one
+                // rotated window of the group's doubled member list, shared by every CPU.
+                if (0..k).all(|i| is_nested[i]) {
+                    let prev = if k == CORE {
+                        (TAG_SELF, c as u32)
+                    } else {
+                        g[k - 1]
+                    };
+                    let rot = rotated.entry((k, g[k])).or_insert_with(|| {
+                        Rotated::build(topo, &mut out.pool, g[k], |x| {
+                            if k == CORE {
+                                (TAG_SELF, x as u32)
+                            } else {
+                                gid(topo, k - 1, x)
+                            }
+                        })
+                    });
+                    let (s, len) = rot.blocks[&prev];
+                    let count = rot.len - len;
+                    if count > 0 {
+                        out.tiers.push(TierRec {
+                            kind,
+                            distance: local,
+                            start: rot.base + s + len,
+                            len: count,
+                        });
+                    }
+                    continue;
+                }
+                // General path (a level that does not nest, e.g. an LLC spanning two nodes):
+                // the list depends on every non-nested group before it, memoized by those ids.
+                let mut key = alloc::vec![k as u64, pack(g[k]), pack(g[k - 1])];
+                key.extend((0..k - 1).filter(|&i| !is_nested[i]).map(|i| pack(g[i])));
                 let (start, len) = *lists.entry(key).or_insert_with(|| {
                     let start = out.pool.len() as u32;
                     for &x in members(topo, g[k]) {
