@@ -7,7 +7,8 @@
 //! complete events named `idle`. Times are microseconds with nanosecond decimals.
 //!
 //! Events stream to the file as they happen, so memory does not grow with the run; at most
-//! `max_events` are written (then a final instant event says the trace was truncated).
+//! `max_events` are written, shared equally between the policies of a comparison (then a final
+//! instant event says the trace was truncated).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -20,6 +21,8 @@ pub struct TraceWriter {
     first: bool,
     written: u64,
     max_events: u64,
+    /// `written` value at which the current run's share of `max_events` is used up.
+    run_limit: u64,
     truncated: bool,
     error: Option<String>,
     pid: u32,
@@ -40,6 +43,7 @@ impl TraceWriter {
             first: true,
             written: 0,
             max_events,
+            run_limit: max_events,
             truncated: false,
             error: None,
             pid: 0,
@@ -57,10 +61,15 @@ impl TraceWriter {
     }
 
     fn event(&mut self, body: &str) {
-        if self.written >= self.max_events {
+        if self.written >= self.run_limit {
             self.truncated = true;
             return;
         }
+        self.metadata(body);
+    }
+
+    /// Writes an event regardless of the budget (process and thread names, the truncation note).
+    fn metadata(&mut self, body: &str) {
         self.written += 1;
         let sep = if self.first { "" } else { ",\n" };
         self.first = false;
@@ -68,21 +77,23 @@ impl TraceWriter {
         self.raw(&line);
     }
 
-    /// Starts the section of one policy: names the process and its CPU threads.
-    pub fn begin_run(&mut self, pid: u32, policy: &str, cpu_nodes: &[usize]) {
+    /// Starts the section of one policy: names the process and its CPU threads, and gives the run
+    /// `budget` events (so that every policy of a comparison appears in a truncated trace).
+    pub fn begin_run(&mut self, pid: u32, policy: &str, cpu_nodes: &[usize], budget: u64) {
         self.pid = pid;
-        self.event(&format!("\"ph\":\"M\",\"name\":\"process_name\",\"pid\":{pid},\"args\":{{\"name\":\"policy {policy}\"}}"));
+        self.metadata(&format!("\"ph\":\"M\",\"name\":\"process_name\",\"pid\":{pid},\"args\":{{\"name\":\"policy {policy}\"}}"));
         for (cpu, node) in cpu_nodes.iter().enumerate() {
-            self.event(&format!(
+            self.metadata(&format!(
                 "\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":{pid},\"tid\":{cpu},\"args\":{{\"name\":\"cpu{cpu} (node {node})\"}}"
             ));
         }
+        self.run_limit = self.written.saturating_add(budget);
     }
 
     /// A task segment.
     #[inline]
     pub fn segment(&mut self, cpu: usize, serial: u64, start_ns: u64, dur_ns: u64, home: usize) {
-        if self.written >= self.max_events {
+        if self.written >= self.run_limit {
             self.truncated = true;
             return;
         }
@@ -116,11 +127,9 @@ impl TraceWriter {
     /// Closes the JSON document.
     pub fn finish(mut self) -> Result<u64, String> {
         if self.truncated {
-            self.max_events += 1;
-            let pid = self.pid;
-            self.event(&format!(
-                "\"ph\":\"i\",\"s\":\"g\",\"name\":\"trace truncated after {} events\",\"pid\":{pid},\"tid\":0,\"ts\":0",
-                self.written
+            let max = self.max_events;
+            self.metadata(&format!(
+                "\"ph\":\"i\",\"s\":\"g\",\"name\":\"trace truncated: at most {max} events, shared between the policies\",\"pid\":0,\"tid\":0,\"ts\":0"
             ));
         }
         self.raw("\n]}\n");

@@ -84,6 +84,8 @@ pub struct RunOptions {
     pub record_completions: bool,
     /// Stop with an error after this many events (a guard against livelock).
     pub max_events: u64,
+    /// Most schedule-trace events this run may write (when a trace is requested).
+    pub trace_budget_events: u64,
 }
 
 impl Default for RunOptions {
@@ -94,6 +96,7 @@ impl Default for RunOptions {
             wasted_threshold_ns: 100_000,
             record_completions: false,
             max_events: u64::MAX,
+            trace_budget_events: u64::MAX,
         }
     }
 }
@@ -521,7 +524,7 @@ pub fn run(
             .iter()
             .position(|p| *p == policy)
             .unwrap_or(0) as u32;
-        tr.begin_run(pid, policy, &nodes);
+        tr.begin_run(pid, policy, &nodes, opts.trace_budget_events);
     }
     // Every CPU starts parked; the scheduler learns it before any task exists.
     for cpu in 0..n {

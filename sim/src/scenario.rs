@@ -47,7 +47,7 @@ impl Scenario {
             policies,
             opts: RunOptions::default(),
             trace_path: None,
-            trace_max_events: 2_000_000,
+            trace_max_events: 500_000,
         }
     }
 
@@ -80,13 +80,16 @@ impl Scenario {
             None => None,
         };
         let mut results = Vec::new();
+        let budget = self.trace_max_events / self.policies.len().max(1) as u64;
+        let mut scenario = self.clone();
+        scenario.opts.trace_budget_events = budget;
         for (i, policy) in self.policies.iter().enumerate() {
             let mut cb = |done: u64, expected: Option<u64>| {
                 if let Some(p) = progress.as_mut() {
                     p(i, done, expected);
                 }
             };
-            let r = self.run_policy(policy, trace.as_mut(), Some(&mut cb))?;
+            let r = scenario.run_policy(policy, trace.as_mut(), Some(&mut cb))?;
             results.push(r);
         }
         if let Some(t) = trace {
