@@ -16,6 +16,8 @@ use manycore_sim::{
     CostModel, Machine, Scenario, plot, presets, sched_bridge, topo_source, workload,
 };
 
+use super::print_stdout;
+
 /// Arguments of `manycore sim`.
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -122,7 +124,7 @@ pub fn run(args: &SimArgs) -> Result<ExitCode, String> {
     match &args.command {
         Some(SimCommand::Sweep(s)) => sweep(s),
         Some(SimCommand::List) => {
-            print!("{}", list());
+            print_stdout(&list());
             Ok(ExitCode::SUCCESS)
         }
         None => compare(&args.run),
@@ -178,11 +180,11 @@ fn compare(a: &RunArgs) -> Result<ExitCode, String> {
     bar.finish();
     let (report, results) = result?;
     if a.json {
-        println!("{}", report.to_json());
+        print_stdout(&format!("{}\n", report.to_json()));
     } else if a.csv {
-        print!("{}", report.to_csv());
+        print_stdout(&report.to_csv());
     } else {
-        print!("{}", report.to_table());
+        print_stdout(&report.to_table());
     }
     if let Some(dir) = &a.plot {
         let files = plot::write_all(
@@ -236,7 +238,7 @@ fn sweep(a: &SweepArgs) -> Result<ExitCode, String> {
                 p.display()
             );
         }
-        None => print!("{csv}"),
+        None => print_stdout(&csv),
     }
     Ok(ExitCode::SUCCESS)
 }
