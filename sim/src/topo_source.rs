@@ -38,10 +38,10 @@ pub fn load(spec: &str) -> Result<Topology, String> {
             .map_err(|e| format!("--topology {spec} (read as a sysfs directory): {e}"));
     }
     if path.is_file() {
-        return Err(format!(
-            "--topology {spec}: hwloc XML files arrive with manycore-topology's XML parser; use a preset ({}), a sysfs directory, `host` or a synthetic description meanwhile",
-            preset_names()
-        ));
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("--topology {spec}: cannot read: {e}"))?;
+        return Topology::from_hwloc_xml(&text)
+            .map_err(|e| format!("--topology {spec} (read as hwloc XML): {e}"));
     }
     if !spec.contains(':') && !spec.chars().any(|c| c.is_ascii_digit()) {
         return Err(format!(

@@ -49,3 +49,29 @@ fn host_topology_runs() {
             .all(|p| p.details.tasks_completed == 2000)
     );
 }
+
+#[test]
+fn hwloc_xml_file_becomes_a_simulated_machine() {
+    let Some(lstopo) = manycore_tests::which("lstopo-no-graphics") else {
+        assert!(
+            !manycore_tests::tool_required("MANYCORE_REQUIRE_HWLOC"),
+            "MANYCORE_REQUIRE_HWLOC=1 but lstopo-no-graphics is not on PATH"
+        );
+        eprintln!(
+            "skipped: lstopo-no-graphics (hwloc) is not installed, so no XML can be produced"
+        );
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("manycore-sim-xml-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let xml = dir.join("machine.xml");
+    let status = std::process::Command::new(lstopo)
+        .args(["-i", "pack:2 numa:2 l3:1 core:4 pu:2", "--of", "xml"])
+        .arg(&xml)
+        .status()
+        .expect("run lstopo");
+    assert!(status.success(), "lstopo failed");
+    let report = runs(xml.to_str().expect("utf-8 path"));
+    assert_eq!(report.policies[0].details.node_load.len(), 4);
+    std::fs::remove_dir_all(&dir).ok();
+}
