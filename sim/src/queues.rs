@@ -53,6 +53,13 @@ pub const REMOTE_PROBES_MAX: usize = 8;
 /// Most CPUs of one node searching at once.
 pub const SEARCHERS_PER_NODE_MAX: u32 = 2;
 
+fn gcd(mut a: u32, mut b: u32) -> u32 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
 /// Which stealing policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StealPolicy {
@@ -99,6 +106,8 @@ pub struct Queues {
     /// Per node: the other nodes with CPUs, grouped by distance class, nearest first (the nodes of
     /// each remote tier).
     remote_classes: Vec<Vec<Vec<u32>>>,
+    /// Strides coprime with the CPU count, for random victim orders.
+    coprimes: Vec<u32>,
     /// Price of probing every other CPU once (random policy).
     probe_all_ns: Vec<u64>,
     attempt: crate::cost::TierCosts,
@@ -188,6 +197,9 @@ impl Queues {
             nodes_by_distance,
             tiers,
             remote_classes,
+            coprimes: (1..n.max(2) as u32)
+                .filter(|&k| gcd(k, n as u32) == 1)
+                .collect(),
             probe_all_ns,
             attempt,
             machine: Rc::new(machine.clone()),
@@ -224,9 +236,19 @@ impl Queues {
     }
 
     /// Pushes on `cpu`'s own ring, spilling half to the injector when full.
+    /// The injector a CPU spills to and refills from: its node's, or for `random` the single
+    /// global one (Tokio's inject queue, Go's global run queue: no idea of nodes).
+    fn home_injector(&self, cpu: usize) -> usize {
+        if self.policy == StealPolicy::Random {
+            0
+        } else {
+            self.node_of[cpu] as usize
+        }
+    }
+
     fn push_local(&mut self, p: &mut dyn SimPlatform, cpu: usize, task: u32) {
         if self.policy != StealPolicy::NoSteal && self.rings[cpu].len() >= RING_CAPACITY {
-            let node = self.node_of[cpu] as usize;
+            let node = self.home_injector(cpu);
             let half = RING_CAPACITY / 2;
             for _ in 0..half {
                 if let Some(t) = self.rings[cpu].pop_front() {
@@ -312,6 +334,12 @@ impl Queues {
                 }
             }
             StealPolicy::Topology => {
+                // Work queued on a parked CPU's own queue (an arrival steered there): that CPU
+                // wakes for it, no search needed.
+                if self.parked[cpu] {
+                    self.do_unpark(p, cpu, cpu);
+                    return;
+                }
                 let node = self.node_of[cpu] as usize;
                 if self.searching[node] > 0 {
                     return;
@@ -325,6 +353,10 @@ impl Queues {
             StealPolicy::Random => {
                 // The shared idle protocol (bounded searchers per node), with flat placement: a
                 // random parked CPU anywhere, no idea of distance.
+                if self.parked[cpu] {
+                    self.do_unpark(p, cpu, cpu);
+                    return;
+                }
                 let node = self.node_of[cpu] as usize;
                 if self.searching[node] == 0 {
                     self.random_parked(p, cpu, false);
@@ -403,7 +435,12 @@ impl Queues {
         if len == 0 {
             return None;
         }
-        let share = len.div_ceil(self.node_cpus[node].len().max(1));
+        let sharers = if self.policy == StealPolicy::Random {
+            self.cpus
+        } else {
+            self.node_cpus[node].len()
+        };
+        let share = len.div_ceil(sharers.max(1));
         let n = share
             .clamp(1, INJECTOR_BATCH_MAX)
             .min(RING_CAPACITY - self.rings[cpu].len())
@@ -525,11 +562,20 @@ impl Queues {
         if self.queued_total - own - injected == 0 {
             p.probes(cpu, n as u64 - 1, self.probe_all_ns[cpu]);
         } else {
+            // Every CPU once, in a random order: a random start and a random stride coprime with
+            // the CPU count (Go's `stealOrder`). A plain sequential scan from a random start would
+            // favour the start's neighbours, which share its node on most numberings.
             let start = self.rng[cpu].below(n as u64) as usize;
+            let stride =
+                self.coprimes[self.rng[cpu].below(self.coprimes.len() as u64) as usize] as usize;
             let mut probes = 0;
             let mut ns = 0;
-            for i in 0..n {
-                let victim = (start + i) % n;
+            let mut victim = start;
+            for _ in 0..n {
+                victim += stride;
+                if victim >= n {
+                    victim -= n;
+                }
                 if victim == cpu {
                     continue;
                 }
@@ -664,7 +710,7 @@ impl SchedCore for Queues {
             }
             StealPolicy::NoSteal => self.pop_own(cpu),
             StealPolicy::Topology | StealPolicy::Random => {
-                let node = self.node_of[cpu] as usize;
+                let node = self.home_injector(cpu);
                 self.picks[cpu] = self.picks[cpu].wrapping_add(1);
                 let fair = self.picks[cpu] % INJECTOR_CHECK_EVERY == 0;
                 let mut t = if fair {

@@ -13,8 +13,9 @@
 //!   the end of its last dependency; latency is measured from `arrival_ns`.
 //! - `duration_ns`: CPU time; `mem_ns` (default 0): memory time on its home node.
 //! - `home_node` (logical node): where its memory is; absent means the node it is spawned on.
-//! - `cpu` (logical CPU): where it arrives; absent means round-robin over all CPUs. A task released
-//!   by its last dependency is spawned on the CPU that ran that dependency.
+//! - `cpu` (logical CPU): where it arrives; absent means round-robin over the CPUs of its home node
+//!   (over all CPUs when it has no home node). A task released by its last dependency is spawned on
+//!   the CPU that ran that dependency.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -235,13 +236,19 @@ impl Replay {
     }
 
     fn arrival_cpu(&mut self, ctx: &mut dyn Ctx, i: u32) -> usize {
-        match self.entries[i as usize].cpu {
-            Some(c) => c,
-            None => {
-                let n = ctx.topology().num_cpus();
-                self.next_cpu = (self.next_cpu + 1) % n;
-                self.next_cpu
-            }
+        let e = &self.entries[i as usize];
+        if let Some(c) = e.cpu {
+            return c;
+        }
+        self.next_cpu = self.next_cpu.wrapping_add(1);
+        let topo = ctx.topology();
+        match e
+            .home_node
+            .map(|n| topo.cpus_of_node(n))
+            .filter(|cpus| !cpus.is_empty())
+        {
+            Some(cpus) => cpus[self.next_cpu % cpus.len()],
+            None => self.next_cpu % topo.num_cpus(),
         }
     }
 
