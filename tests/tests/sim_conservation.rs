@@ -128,3 +128,105 @@ fn trace_replay_runs_each_record_once_after_its_dependencies() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Random but valid parameter combinations (small sizes, extreme shapes) on random presets: every
+/// run completes, conserves its tasks, and no invariant check of the engine fires.
+#[test]
+fn random_valid_parameters_always_complete() {
+    use manycore_sim::rng::Rng;
+    let mut r = Rng::new(2024);
+    let presets_list = ["laptop", "dual-socket", "xeon-4s"];
+    for case in 0..60 {
+        let preset = presets_list[r.below(presets_list.len() as u64) as usize];
+        let pick = |r: &mut Rng, xs: &[&str]| xs[r.below(xs.len() as u64) as usize].to_string();
+        let (workload, params): (&str, Vec<(&str, String)>) = match case % 6 {
+            0 => (
+                "fork-join",
+                vec![
+                    ("depth", pick(&mut r, &["0", "1", "5", "8"])),
+                    ("fanout", pick(&mut r, &["1", "2", "5"])),
+                    ("leaf_ns", pick(&mut r, &["0", "1", "3000"])),
+                    ("mem_frac", pick(&mut r, &["0", "0.5", "1"])),
+                ],
+            ),
+            1 => (
+                "server",
+                vec![
+                    ("requests", pick(&mut r, &["1", "50", "2000"])),
+                    ("load", pick(&mut r, &["0.01", "0.9", "3"])),
+                    (
+                        "service",
+                        pick(&mut r, &["exp", "const", "bimodal", "pareto"]),
+                    ),
+                    ("service_ns", pick(&mut r, &["1", "10000"])),
+                    ("arrival", pick(&mut r, &["random", "cpu0"])),
+                ],
+            ),
+            2 => (
+                "pipeline",
+                vec![
+                    ("stages", pick(&mut r, &["1", "3", "20"])),
+                    ("items", pick(&mut r, &["1", "300"])),
+                    ("load", pick(&mut r, &["0.1", "2"])),
+                ],
+            ),
+            3 => (
+                "imbalanced",
+                vec![
+                    ("tasks", pick(&mut r, &["1", "700", "3000"])),
+                    ("batch", pick(&mut r, &["1", "64", "5000"])),
+                    ("task_ns", pick(&mut r, &["0", "500"])),
+                ],
+            ),
+            4 => (
+                "memory-bound",
+                vec![
+                    ("tasks", pick(&mut r, &["1", "3", "2000"])),
+                    ("batch", pick(&mut r, &["1", "300"])),
+                    ("mem_ns", pick(&mut r, &["0", "4000"])),
+                ],
+            ),
+            _ => (
+                "producer-consumer",
+                vec![
+                    ("channels", pick(&mut r, &["1", "3"])),
+                    ("producers", pick(&mut r, &["1", "4"])),
+                    ("consumers", pick(&mut r, &["1", "5"])),
+                    ("items", pick(&mut r, &["12", "500"])),
+                    ("capacity", pick(&mut r, &["1", "64"])),
+                    ("produce_ns", pick(&mut r, &["0", "2000"])),
+                ],
+            ),
+        };
+        let m = Machine::new(
+            presets::find(preset)
+                .map(presets::Preset::build)
+                .expect("preset"),
+        );
+        let params: Vec<(String, String)> = params
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let policies = sched_bridge::POLICIES
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        let mut s = Scenario::new(preset, m, workload, params.clone(), policies);
+        s.opts = RunOptions {
+            record_completions: true,
+            seed: case,
+            ..RunOptions::default()
+        };
+        let (_, results) = s
+            .run(None)
+            .unwrap_or_else(|e| panic!("{preset}/{workload} {params:?}: {e}"));
+        for res in results {
+            assert_eq!(
+                res.completions.len() as u64,
+                res.stats.spawned,
+                "{preset}/{workload} {params:?}/{}: tasks lost",
+                res.policy
+            );
+        }
+    }
+}
