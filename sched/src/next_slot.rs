@@ -1,0 +1,103 @@
+//! The next slot: where a CPU keeps the task it just woke, to run it next.
+//!
+//! Running the wakee next keeps a ping-pong pair or a request/response chain on one warm cache.
+//! Unlike Tokio's LIFO slot, another CPU may take the task once it has waited longer than a grace
+//! period (tokio#4941: an unstealable slot strands the task behind a long-running one). The slot
+//! records when the task entered it; a thief takes it only if `now - since >= grace_ns`.
+//!
+//! The owner bounds how many times in a row it runs from the slot (`next_streak_max` in
+//! [`crate::Config`]), so two tasks waking each other cannot starve the ring.
+
+use crate::sync::SpinLock;
+
+/// A one-task slot, owner-filled, stealable after a grace period.
+pub struct NextSlot<T> {
+    /// The task and the time (ns) it entered; written by the owner, taken by owner or thief.
+    slot: SpinLock<Option<(T, u64)>>,
+}
+
+impl<T> Default for NextSlot<T> {
+    fn default() -> Self {
+        NextSlot {
+            slot: SpinLock::new(None),
+        }
+    }
+}
+
+impl<T> NextSlot<T> {
+    /// Owner: puts `task` (entered at `now_ns`) in the slot and returns the task it displaced,
+    /// which the caller queues on its ring.
+    pub fn put(&self, task: T, now_ns: u64) -> Option<T> {
+        self.slot
+            .with(|s| s.replace((task, now_ns)).map(|(t, _)| t))
+    }
+
+    /// Owner: takes the task.
+    pub fn take(&self) -> Option<T> {
+        self.slot.with(|s| s.take().map(|(t, _)| t))
+    }
+
+    /// Thief: takes the task if it has waited at least `grace_ns`. Never waits for the lock.
+    pub fn steal(&self, now_ns: u64, grace_ns: u64) -> Option<T> {
+        self.slot
+            .try_with(|s| match s {
+                Some((_, since)) if now_ns.saturating_sub(*since) >= grace_ns => {
+                    s.take().map(|(t, _)| t)
+                }
+                _ => None,
+            })
+            .flatten()
+    }
+
+    /// Whether a task waits in the slot (may race; for idle checks).
+    pub fn is_occupied(&self) -> bool {
+        self.slot.try_with(|s| s.is_some()).unwrap_or(true)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grace_period_protects_a_fresh_task() {
+        let s = NextSlot::default();
+        assert_eq!(s.put(1, 1_000), None);
+        assert_eq!(s.steal(1_500, 1_000), None, "too fresh to steal");
+        assert_eq!(s.steal(2_000, 1_000), Some(1));
+        assert_eq!(s.put(2, 3_000), None);
+        assert_eq!(
+            s.put(3, 3_100),
+            Some(2),
+            "a newer wakee displaces the older one"
+        );
+        assert_eq!(s.take(), Some(3));
+        assert!(!s.is_occupied());
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use loom::thread;
+
+    use super::*;
+    use crate::sync::Arc;
+
+    /// Owner take races a thief's steal: exactly one of them gets the task.
+    #[test]
+    fn next_slot_owner_and_thief_never_both_get_it() {
+        loom::model(|| {
+            let s = Arc::new(NextSlot::default());
+            s.put(7, 0);
+            let t = s.clone();
+            let thief = thread::spawn(move || t.steal(10, 5));
+            let mine = s.take();
+            let theirs = thief.join().unwrap();
+            assert!(
+                mine.is_some() ^ theirs.is_some(),
+                "exactly one side gets the task"
+            );
+            assert_eq!(mine.or(theirs), Some(7));
+        });
+    }
+}

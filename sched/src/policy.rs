@@ -1,0 +1,370 @@
+//! Scheduling policies: victim order, wake placement, batch sizes and periodic balancing.
+//!
+//! The queues, the idle protocol and the accounting are the same for every policy; a policy only
+//! makes decisions, from plain data (the topology, a CPU, the CPU's PRNG), so the simulator can
+//! compare them on identical machinery:
+//!
+//! | policy | victims | wake placement | models |
+//! |---|---|---|---|
+//! | [`TopologyPolicy`] (default) | steal tiers nearest first, random start inside a tier; remote tiers only after local ones fail, with a smaller batch and a threshold | last CPU if idle, else an idle CPU of its LLC, then node | manycore |
+//! | [`RandomPolicy`] | every other CPU in random order, no topology | the waker's CPU | Tokio, Go |
+//! | [`NoStealPolicy`] | none | the task's last CPU, always | Seastar (shared-nothing) |
+//! | [`GlobalPolicy`] | none: one shared queue | the shared queue | a single run queue |
+
+use manycore_topology::{TierKind, Topology};
+
+use crate::rng::Rng;
+
+/// How a woken task finds a CPU (see [`crate::WakeReason`] for what the scheduler reports).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WakePolicy {
+    /// Stay on the waker's CPU when the task last ran there; else its last CPU if idle, an idle
+    /// CPU of its LLC, of its node; else the waker's CPU (same node) or the node's injector.
+    NearLast,
+    /// The waker's CPU (next slot); from outside the scheduler, the node's injector.
+    Local,
+    /// Always the task's last CPU (its inbox), never elsewhere.
+    Pinned,
+    /// The shared queue.
+    Shared,
+}
+
+/// A scheduling policy. Implementations must be deterministic given the [`Rng`] they are passed.
+pub trait Policy: Send + Sync {
+    /// The name used on the command line and in reports.
+    fn name(&self) -> &'static str;
+
+    /// Whether all CPUs share one queue (rings, stealing and placement are then unused).
+    fn shared_queue(&self) -> bool {
+        false
+    }
+
+    /// Whether idle CPUs steal.
+    fn steals(&self) -> bool {
+        true
+    }
+
+    /// Calls `visit(victim, tier)` for each victim of `cpu`, in the order to try them, until
+    /// `visit` returns `true` (found work).
+    fn for_each_victim(
+        &self,
+        topo: &Topology,
+        cpu: usize,
+        rng: &Rng,
+        visit: &mut dyn FnMut(usize, TierKind) -> bool,
+    );
+
+    /// The most tasks to take from one victim in `tier`.
+    fn steal_batch_max(&self, tier: TierKind) -> usize {
+        let _ = tier;
+        128
+    }
+
+    /// The fewest tasks a victim in `tier` must hold to be robbed.
+    fn steal_min_tasks(&self, tier: TierKind) -> usize {
+        let _ = tier;
+        1
+    }
+
+    /// Whether a CPU that found nothing nearby may take from other nodes' injectors.
+    fn takes_remote_injectors(&self) -> bool {
+        true
+    }
+
+    /// Wake placement.
+    fn wake_policy(&self) -> WakePolicy;
+
+    /// Periodic balancing (Linux-like policies): given the queue length of every CPU, the
+    /// victim `cpu` should pull from and how many tasks, or `None`. Called by the host every
+    /// [`Policy::balance_interval_ns`] on each CPU through [`crate::Scheduler::balance`].
+    fn balance(
+        &self,
+        topo: &Topology,
+        cpu: usize,
+        load_of: &dyn Fn(usize) -> usize,
+    ) -> Option<(usize, usize)> {
+        let _ = (topo, cpu, load_of);
+        None
+    }
+
+    /// How often to call [`Policy::balance`]; `None` when the policy does not balance.
+    fn balance_interval_ns(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Topology-aware stealing (the default).
+#[derive(Clone, Copy, Debug)]
+pub struct TopologyPolicy {
+    /// Tasks taken at most from a victim of a local tier (SMT .. node).
+    pub local_batch_max: usize,
+    /// Tasks taken at most from a victim on another node.
+    pub remote_batch_max: usize,
+    /// A victim on another node is robbed only if it holds at least this many tasks, so work
+    /// stays near its memory unless there is plenty.
+    pub remote_min_tasks: usize,
+}
+
+impl Default for TopologyPolicy {
+    fn default() -> Self {
+        TopologyPolicy {
+            local_batch_max: 128,
+            remote_batch_max: 32,
+            remote_min_tasks: 2,
+        }
+    }
+}
+
+impl Policy for TopologyPolicy {
+    fn name(&self) -> &'static str {
+        "topology"
+    }
+
+    fn for_each_victim(
+        &self,
+        topo: &Topology,
+        cpu: usize,
+        rng: &Rng,
+        visit: &mut dyn FnMut(usize, TierKind) -> bool,
+    ) {
+        for tier in topo.steal_order(cpu).iter() {
+            let n = tier.cpus.len();
+            let start = rng.below(n);
+            for i in 0..n {
+                let victim = tier.cpus[(start + i) % n] as usize;
+                if visit(victim, tier.kind) {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn steal_batch_max(&self, tier: TierKind) -> usize {
+        if tier == TierKind::Remote {
+            self.remote_batch_max
+        } else {
+            self.local_batch_max
+        }
+    }
+
+    fn steal_min_tasks(&self, tier: TierKind) -> usize {
+        if tier == TierKind::Remote {
+            self.remote_min_tasks
+        } else {
+            1
+        }
+    }
+
+    fn wake_policy(&self) -> WakePolicy {
+        WakePolicy::NearLast
+    }
+}
+
+/// Flat random victims, topology-blind (Tokio and Go steal this way).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RandomPolicy;
+
+impl Policy for RandomPolicy {
+    fn name(&self) -> &'static str {
+        "random"
+    }
+
+    fn for_each_victim(
+        &self,
+        topo: &Topology,
+        cpu: usize,
+        rng: &Rng,
+        visit: &mut dyn FnMut(usize, TierKind) -> bool,
+    ) {
+        let n = topo.num_cpus();
+        if n < 2 {
+            return;
+        }
+        // A random start and a random stride coprime with n visit every CPU once.
+        let start = rng.below(n);
+        let mut stride = 1 + rng.below(n - 1);
+        while gcd(stride, n) != 1 {
+            stride = stride % (n - 1) + 1;
+        }
+        for i in 0..n {
+            let victim = (start + i * stride) % n;
+            if victim == cpu {
+                continue;
+            }
+            let tier = topo.tier_between(cpu, victim).unwrap_or(TierKind::Remote);
+            if visit(victim, tier) {
+                return;
+            }
+        }
+    }
+
+    fn wake_policy(&self) -> WakePolicy {
+        WakePolicy::Local
+    }
+}
+
+fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// No stealing: each task stays on the CPU it was placed on (Seastar's shared-nothing model).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoStealPolicy;
+
+impl Policy for NoStealPolicy {
+    fn name(&self) -> &'static str {
+        "nosteal"
+    }
+
+    fn steals(&self) -> bool {
+        false
+    }
+
+    fn takes_remote_injectors(&self) -> bool {
+        false
+    }
+
+    fn for_each_victim(
+        &self,
+        _: &Topology,
+        _: usize,
+        _: &Rng,
+        _: &mut dyn FnMut(usize, TierKind) -> bool,
+    ) {
+    }
+
+    fn wake_policy(&self) -> WakePolicy {
+        WakePolicy::Pinned
+    }
+}
+
+/// One queue shared by every CPU.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GlobalPolicy;
+
+impl Policy for GlobalPolicy {
+    fn name(&self) -> &'static str {
+        "global"
+    }
+
+    fn shared_queue(&self) -> bool {
+        true
+    }
+
+    fn steals(&self) -> bool {
+        false
+    }
+
+    fn for_each_victim(
+        &self,
+        _: &Topology,
+        _: usize,
+        _: &Rng,
+        _: &mut dyn FnMut(usize, TierKind) -> bool,
+    ) {
+    }
+
+    fn wake_policy(&self) -> WakePolicy {
+        WakePolicy::Shared
+    }
+}
+
+/// The built-in policies by name (`topology`, `random`, `nosteal`, `global`).
+pub fn by_name(name: &str) -> Option<alloc::boxed::Box<dyn Policy>> {
+    Some(match name {
+        "topology" => alloc::boxed::Box::new(TopologyPolicy::default()),
+        "random" => alloc::boxed::Box::new(RandomPolicy),
+        "nosteal" => alloc::boxed::Box::new(NoStealPolicy),
+        "global" => alloc::boxed::Box::new(GlobalPolicy),
+        _ => return None,
+    })
+}
+
+/// Names accepted by [`by_name`].
+pub const POLICY_NAMES: [&str; 4] = ["topology", "random", "nosteal", "global"];
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use alloc::vec::Vec;
+
+    use super::*;
+
+    fn victims(p: &dyn Policy, t: &Topology, cpu: usize, seed: u64) -> Vec<(usize, TierKind)> {
+        let rng = Rng::new(seed, cpu);
+        let mut out = Vec::new();
+        p.for_each_victim(t, cpu, &rng, &mut |v, k| {
+            out.push((v, k));
+            false
+        });
+        out
+    }
+
+    #[test]
+    fn topology_policy_visits_sibling_first_and_remote_nodes_last() {
+        let t = Topology::from_synthetic("pack:2 numa:2 l3:2 core:4 pu:2").unwrap();
+        for seed in 0..20 {
+            let v = victims(&TopologyPolicy::default(), &t, 0, seed);
+            assert_eq!(v.len(), t.num_cpus() - 1, "every other CPU once");
+            assert_eq!(v[0], (1, TierKind::Smt), "first victim is the SMT sibling");
+            let first_remote = v.iter().position(|&(_, k)| k == TierKind::Remote).unwrap();
+            assert!(
+                v[first_remote..]
+                    .iter()
+                    .all(|&(_, k)| k == TierKind::Remote),
+                "remote nodes come last"
+            );
+            assert!(
+                v[first_remote..]
+                    .iter()
+                    .take(16)
+                    .all(|&(c, _)| (16..32).contains(&c)),
+                "nearer node before the other package"
+            );
+        }
+        let p = TopologyPolicy::default();
+        assert!(p.steal_batch_max(TierKind::Remote) < p.steal_batch_max(TierKind::Llc));
+        assert!(p.steal_min_tasks(TierKind::Remote) > p.steal_min_tasks(TierKind::Node));
+    }
+
+    #[test]
+    fn topology_policy_randomizes_inside_a_tier() {
+        let t = Topology::from_synthetic("pack:1 numa:1 l3:1 core:8 pu:1").unwrap();
+        let firsts: alloc::collections::BTreeSet<usize> = (0..40)
+            .map(|s| victims(&TopologyPolicy::default(), &t, 0, s)[0].0)
+            .collect();
+        assert!(firsts.len() > 3, "start varies with the seed: {firsts:?}");
+    }
+
+    #[test]
+    fn random_policy_ignores_topology_but_visits_everyone() {
+        let t = Topology::from_synthetic("pack:2 numa:2 l3:2 core:4 pu:2").unwrap();
+        let mut remote_first = 0;
+        for seed in 0..50 {
+            let v = victims(&RandomPolicy, &t, 3, seed);
+            let mut cpus: Vec<usize> = v.iter().map(|&(c, _)| c).collect();
+            cpus.sort_unstable();
+            assert_eq!(cpus, (0..64).filter(|&c| c != 3).collect::<Vec<_>>());
+            remote_first += usize::from(v[0].1 == TierKind::Remote);
+        }
+        assert!(
+            remote_first > 25,
+            "3/4 of CPUs are remote, so most first victims are: {remote_first}/50"
+        );
+    }
+
+    #[test]
+    fn nosteal_and_global_never_steal() {
+        let t = Topology::from_synthetic("pack:1 core:4 pu:1").unwrap();
+        assert!(victims(&NoStealPolicy, &t, 0, 1).is_empty());
+        assert!(victims(&GlobalPolicy, &t, 0, 1).is_empty());
+        assert_eq!(NoStealPolicy.wake_policy(), WakePolicy::Pinned);
+        assert!(GlobalPolicy.shared_queue());
+        for name in POLICY_NAMES {
+            assert_eq!(by_name(name).unwrap().name(), name);
+        }
+        assert!(by_name("linux").is_none());
+    }
+}

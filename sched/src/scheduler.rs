@@ -1,0 +1,734 @@
+//! The scheduler: per-CPU rings and next slots, per-CPU inboxes, per-node injectors, stealing
+//! by policy, wake placement, and the idle protocol, tied together.
+//!
+//! # Who touches what
+//! - A CPU's `ring` and `next` slot: pushed and popped only by that CPU (its *owner*: the thread
+//!   or virtual CPU that calls [`Scheduler::next_task`] with that CPU id); thieves steal from them.
+//! - A CPU's `inbox`: any CPU pushes (placement on that CPU), the owner pops, thieves may pop.
+//! - Node injectors: anyone pushes (remote spawns, ring overflow, wakes with no idle CPU nearby),
+//!   CPUs of the node pop in batches, other nodes' CPUs pop once their victims are exhausted.
+//! - Owner-only scalars (`tick`, `streak`, the PRNG) are atomics accessed with Relaxed loads and
+//!   stores: no read-modify-write on the fast path.
+//!
+//! # The host's loop
+//! ```text
+//! loop {
+//!     match sched.next_task(cpu) {
+//!         Some(task) => run(task),          // the task may spawn, wake, yield (requeue)
+//!         None => sched.park(cpu, deadline) // announce, re-check, platform park
+//!     }
+//! }
+//! ```
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use manycore_topology::{TierKind, Topology};
+
+use crate::idle::Idle;
+use crate::injector::Injector;
+use crate::next_slot::NextSlot;
+use crate::platform::{NoObserver, Observer, Platform, WakeReason};
+use crate::policy::{Policy, TopologyPolicy, WakePolicy};
+use crate::ring::{RING_CAPACITY_DEFAULT, Ring};
+use crate::rng::Rng;
+use crate::stats::{Counters, CpuCounters, add, bump};
+use crate::sync::{AtomicU32, AtomicU64, Ordering, fence};
+use crate::task::Task;
+
+/// Tunables. Every queue, batch and wait has a named bound.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Slots per CPU ring (a power of two).
+    pub ring_capacity: usize,
+    /// Every this many scheduling decisions, a CPU checks its inbox and node injector before
+    /// its own ring, so injected work is not starved by a busy ring (Go and Tokio use 61).
+    pub injector_interval_ticks: u32,
+    /// Tasks taken from an injector at once.
+    pub injector_batch_max: usize,
+    /// How long a task sits in a next slot before other CPUs may take it.
+    pub next_slot_grace_ns: u64,
+    /// Consecutive runs from the next slot before the ring gets a turn.
+    pub next_streak_max: u32,
+    /// Upper bound on searching CPUs per node (each node also caps at half its CPUs).
+    pub searchers_per_node_max: usize,
+    /// Seed of the per-CPU PRNGs (victim order).
+    pub seed: u64,
+    /// Track queue waits for the wasted-core checker (costs a timestamp per queue transition).
+    pub stats: bool,
+    /// A task waiting longer than this while a CPU sleeps counts as wasted-core time.
+    pub wasted_threshold_ns: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            ring_capacity: RING_CAPACITY_DEFAULT,
+            injector_interval_ticks: 61,
+            injector_batch_max: 32,
+            next_slot_grace_ns: 50_000,
+            next_streak_max: 3,
+            searchers_per_node_max: 4,
+            seed: 0x5EED,
+            stats: false,
+            wasted_threshold_ns: 1_000_000,
+        }
+    }
+}
+
+/// Where a spawned task should go.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpawnHint {
+    /// Run on this logical CPU (placed in its inbox).
+    pub cpu: Option<usize>,
+    /// Run on this node (its injector), unless `cpu` is given.
+    pub node: Option<usize>,
+}
+
+struct Cpu<T> {
+    ring: Ring<T>,
+    next: NextSlot<T>,
+    inbox: Injector<T>,
+    rng: Rng,
+    /// Owner-only: decisions made, for the injector interval.
+    tick: AtomicU32,
+    /// Owner-only: consecutive next-slot runs.
+    streak: AtomicU32,
+    /// Stats mode: when the CPU's queues last became non-empty (0 = empty). Owner writes.
+    waiting_since_ns: AtomicU64,
+    counters: CpuCounters,
+}
+
+/// A scheduler for `T` tasks on a topology, driven through a [`Platform`].
+pub struct Scheduler<T, P, O = NoObserver> {
+    topo: Topology,
+    cpus: Box<[Cpu<T>]>,
+    /// One per node; with a shared-queue policy only `[0]` is used.
+    injectors: Box<[Injector<T>]>,
+    /// Stats mode: when each injector became non-empty (0 = empty).
+    injector_since_ns: Box<[AtomicU64]>,
+    idle: Idle,
+    policy: Box<dyn Policy>,
+    platform: P,
+    observer: O,
+    config: Config,
+    /// Counters of callers that are not scheduler CPUs (external spawns and wakes).
+    external: CpuCounters,
+    /// Per node: other nodes by increasing distance (for remote injectors and wakeups).
+    nodes_by_distance: Box<[Box<[usize]>]>,
+    wasted_ns: AtomicU64,
+    last_sample_ns: AtomicU64,
+}
+
+/// A configuration the scheduler cannot run with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(pub alloc::string::String);
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "scheduler configuration: {}", self.0)
+    }
+}
+
+impl<T: Task, P: Platform> Scheduler<T, P, NoObserver> {
+    /// A topology-policy scheduler with default configuration and no observer.
+    pub fn new(topo: Topology, platform: P) -> Scheduler<T, P, NoObserver> {
+        Scheduler::with(
+            topo,
+            Box::new(TopologyPolicy::default()),
+            platform,
+            NoObserver,
+            Config::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
+    /// A scheduler with every part chosen.
+    pub fn with(
+        topo: Topology,
+        policy: Box<dyn Policy>,
+        platform: P,
+        observer: O,
+        config: Config,
+    ) -> Result<Self, ConfigError> {
+        if !config.ring_capacity.is_power_of_two()
+            || config.ring_capacity < 2
+            || config.ring_capacity > 1 << 20
+        {
+            return Err(ConfigError(alloc::format!(
+                "ring_capacity {} must be a power of two in 2..=2^20",
+                config.ring_capacity
+            )));
+        }
+        if config.injector_interval_ticks == 0 || config.injector_batch_max == 0 {
+            return Err(ConfigError(
+                "injector_interval_ticks and injector_batch_max must be at least 1".into(),
+            ));
+        }
+        let n = topo.num_cpus();
+        let cpus = (0..n)
+            .map(|c| Cpu {
+                ring: Ring::new(config.ring_capacity),
+                next: NextSlot::default(),
+                inbox: Injector::new(),
+                rng: Rng::new(config.seed, c),
+                tick: AtomicU32::new(0),
+                streak: AtomicU32::new(0),
+                waiting_since_ns: AtomicU64::new(0),
+                counters: CpuCounters::default(),
+            })
+            .collect();
+        let nodes = topo.num_nodes();
+        let node_cpus: Vec<Vec<usize>> =
+            (0..nodes).map(|i| topo.cpus_of_node(i).to_vec()).collect();
+        let nodes_by_distance = (0..nodes)
+            .map(|a| {
+                let mut others: Vec<usize> = (0..nodes).filter(|&b| b != a).collect();
+                others.sort_by_key(|&b| (topo.distance(a, b), b));
+                others.into_boxed_slice()
+            })
+            .collect();
+        Ok(Scheduler {
+            idle: Idle::new(node_cpus, n, config.searchers_per_node_max),
+            injectors: (0..nodes).map(|_| Injector::new()).collect(),
+            injector_since_ns: (0..nodes).map(|_| AtomicU64::new(0)).collect(),
+            cpus,
+            topo,
+            policy,
+            platform,
+            observer,
+            config,
+            external: CpuCounters::default(),
+            nodes_by_distance,
+            wasted_ns: AtomicU64::new(0),
+            last_sample_ns: AtomicU64::new(0),
+        })
+    }
+
+    /// The topology.
+    pub fn topology(&self) -> &Topology {
+        &self.topo
+    }
+
+    /// The platform.
+    pub fn platform(&self) -> &P {
+        &self.platform
+    }
+
+    /// The observer.
+    pub fn observer(&self) -> &O {
+        &self.observer
+    }
+
+    /// The policy's name.
+    pub fn policy_name(&self) -> &'static str {
+        self.policy.name()
+    }
+
+    /// Number of CPUs.
+    pub fn num_cpus(&self) -> usize {
+        self.cpus.len()
+    }
+
+    fn counters_of(&self, cpu: Option<usize>) -> &CpuCounters {
+        cpu.map_or(&self.external, |c| &self.cpus[c].counters)
+    }
+
+    fn shared(&self) -> bool {
+        self.policy.shared_queue()
+    }
+
+    fn node_injector(&self, node: usize) -> usize {
+        if self.shared() { 0 } else { node }
+    }
+
+    fn mark_waiting(since: &AtomicU64, now: u64) {
+        if since.load(Ordering::Relaxed) == 0 {
+            since.store(now.max(1), Ordering::Relaxed);
+        }
+    }
+
+    fn push_injector(&self, from: Option<usize>, node: usize, task: T) {
+        let node = self.node_injector(node);
+        self.injectors[node].push(task);
+        if self.config.stats {
+            Self::mark_waiting(&self.injector_since_ns[node], self.platform.now_ns());
+        }
+        add(&self.counters_of(from).injector_pushes, 1);
+        self.observer
+            .injector(from.unwrap_or(usize::MAX), Some(node), true, 1);
+    }
+
+    /// Queues a new task. From a scheduler CPU with no hint, it goes to that CPU's ring (the
+    /// spawner's cache is warm); otherwise to the hinted CPU's inbox or the hinted node's
+    /// injector (node 0 without hints). Wakes an idle CPU when nobody is searching.
+    pub fn spawn(&self, task: T, hint: SpawnHint) {
+        let here = self.platform.current_cpu();
+        if self.shared() {
+            self.push_injector(here, 0, task);
+            self.notify(here.map_or(0, |c| self.idle.node_of(c)));
+            return;
+        }
+        match (hint.cpu, hint.node, here) {
+            (Some(c), _, Some(h)) if c == h => self.push_local(h, task),
+            (Some(c), _, _) => self.place_on(here, c, task, WakeReason::Remote),
+            (None, Some(n), Some(h)) if self.topo.node_of(h) != n => {
+                self.push_injector(here, n, task);
+                self.notify(n);
+            }
+            (None, _, Some(h)) => self.push_local(h, task),
+            (None, n, None) => {
+                let n = n.unwrap_or(0).min(self.topo.num_nodes() - 1);
+                self.push_injector(None, n, task);
+                self.notify(n);
+            }
+        }
+    }
+
+    /// Owner: appends `task` to `cpu`'s ring (moving half the ring to the node's injector when
+    /// full), then wakes an idle CPU if nobody is searching.
+    pub fn push_local(&self, cpu: usize, task: T) {
+        let me = &self.cpus[cpu];
+        let mut overflow = Vec::new();
+        if me.ring.push_overflow(task, &mut overflow) > 0 {
+            let node = self.idle.node_of(cpu);
+            let n = overflow.len();
+            self.injectors[self.node_injector(node)].push_batch(&mut overflow);
+            if self.config.stats {
+                Self::mark_waiting(
+                    &self.injector_since_ns[self.node_injector(node)],
+                    self.platform.now_ns(),
+                );
+            }
+            bump(&me.counters.injector_pushes, n as u64);
+            self.observer.injector(cpu, Some(node), true, n);
+        }
+        if self.config.stats {
+            Self::mark_waiting(&me.waiting_since_ns, self.platform.now_ns());
+        }
+        self.notify(self.idle.node_of(cpu));
+    }
+
+    /// Owner: the running task yields; it goes to the back of the ring.
+    pub fn requeue(&self, cpu: usize, task: T) {
+        self.push_local(cpu, task)
+    }
+
+    /// Puts `task` on CPU `target` (its inbox) and wakes it if it sleeps.
+    fn place_on(&self, from: Option<usize>, target: usize, task: T, reason: WakeReason) {
+        let t = &self.cpus[target];
+        t.inbox.push(task);
+        if self.config.stats {
+            Self::mark_waiting(&t.waiting_since_ns, self.platform.now_ns());
+        }
+        add(&self.counters_of(from).wakes[reason.index()], 1);
+        self.observer.placed(from, target, reason);
+        fence(Ordering::SeqCst);
+        if self.idle.claim(target) {
+            self.platform.unpark(target);
+        } else {
+            // The target is busy: let a searcher or an idle neighbour pick it up if it waits.
+            self.notify(self.idle.node_of(target));
+        }
+    }
+
+    /// A blocked task became runnable; place it by the policy's wake placement.
+    pub fn wake(&self, task: T) {
+        let waker = self.platform.current_cpu();
+        match self.policy.wake_policy() {
+            WakePolicy::Shared => {
+                add(
+                    &self.counters_of(waker).wakes[WakeReason::Queued.index()],
+                    1,
+                );
+                self.push_injector(waker, 0, task);
+                self.notify(waker.map_or(0, |c| self.idle.node_of(c)));
+            }
+            WakePolicy::Pinned => {
+                let target = task.last_cpu().or(waker).unwrap_or(0);
+                if Some(target) == waker {
+                    self.wake_local(target, task);
+                } else {
+                    self.place_on(waker, target, task, WakeReason::LastCpu);
+                }
+            }
+            WakePolicy::Local => match waker {
+                Some(w) => self.wake_local(w, task),
+                None => self.wake_queued(None, task),
+            },
+            WakePolicy::NearLast => self.wake_near_last(waker, task),
+        }
+    }
+
+    fn wake_local(&self, cpu: usize, task: T) {
+        let me = &self.cpus[cpu];
+        add(&me.counters.wakes[WakeReason::Local.index()], 1);
+        self.observer.placed(Some(cpu), cpu, WakeReason::Local);
+        if let Some(displaced) = me.next.put(task, self.platform.now_ns()) {
+            self.push_local(cpu, displaced);
+        } else {
+            if self.config.stats {
+                Self::mark_waiting(&me.waiting_since_ns, self.platform.now_ns());
+            }
+            self.notify(self.idle.node_of(cpu));
+        }
+    }
+
+    fn wake_queued(&self, waker: Option<usize>, task: T) {
+        let node = task
+            .home_node()
+            .or(task.last_cpu().map(|c| self.topo.node_of(c)))
+            .unwrap_or(0);
+        add(
+            &self.counters_of(waker).wakes[WakeReason::Queued.index()],
+            1,
+        );
+        self.push_injector(waker, node, task);
+        self.notify(node);
+    }
+
+    fn wake_near_last(&self, waker: Option<usize>, task: T) {
+        let last = task.last_cpu().filter(|&c| c < self.cpus.len());
+        if let (Some(w), Some(l)) = (waker, last)
+            && w == l
+        {
+            return self.wake_local(w, task);
+        }
+        if let Some(l) = last {
+            if self.idle.claim(l) {
+                return self.place_claimed(waker, l, task, WakeReason::LastCpu);
+            }
+            if let Some(llc) = self.topo.llc_of(l)
+                && let Some(c) = self.idle.claim_among(&self.topo.caches()[llc].pus)
+            {
+                return self.place_claimed(waker, c, task, WakeReason::Llc);
+            }
+        }
+        let node = task
+            .home_node()
+            .or(last.map(|l| self.topo.node_of(l)))
+            .or(waker.map(|w| self.topo.node_of(w)));
+        if let Some(node) = node.filter(|&n| n < self.topo.num_nodes()) {
+            if let Some(c) = self.idle.claim_any(node) {
+                return self.place_claimed(waker, c, task, WakeReason::Node);
+            }
+            if let Some(w) = waker
+                && self.topo.node_of(w) == node
+            {
+                return self.wake_local(w, task);
+            }
+        } else if let Some(w) = waker {
+            return self.wake_local(w, task);
+        }
+        self.wake_queued(waker, task)
+    }
+
+    /// Places on a CPU already claimed from the sleeper bitmaps and unparks it.
+    fn place_claimed(&self, from: Option<usize>, target: usize, task: T, reason: WakeReason) {
+        let t = &self.cpus[target];
+        t.inbox.push(task);
+        if self.config.stats {
+            Self::mark_waiting(&t.waiting_since_ns, self.platform.now_ns());
+        }
+        add(&self.counters_of(from).wakes[reason.index()], 1);
+        self.observer.placed(from, target, reason);
+        self.platform.unpark(target);
+    }
+
+    /// Wakes one sleeping CPU near `node` if no CPU is searching: the caller just queued work.
+    fn notify(&self, node: usize) {
+        fence(Ordering::SeqCst);
+        if self.idle.searching_total() > 0 {
+            return;
+        }
+        if let Some(c) = self.idle.claim_any(node) {
+            self.platform.unpark(c);
+            return;
+        }
+        if !self.policy.steals() && !self.shared() {
+            return;
+        }
+        for &other in self.nodes_by_distance[node].iter() {
+            if let Some(c) = self.idle.claim_any(other) {
+                self.platform.unpark(c);
+                return;
+            }
+        }
+    }
+
+    /// The next task for `cpu` to run (called by `cpu`'s owner), or `None`: then call
+    /// [`Scheduler::park`].
+    pub fn next_task(&self, cpu: usize) -> Option<T> {
+        let me = &self.cpus[cpu];
+        let tick = me.tick.load(Ordering::Relaxed).wrapping_add(1);
+        me.tick.store(tick, Ordering::Relaxed);
+        let node = self.idle.node_of(cpu);
+        if self.shared() {
+            // One shared FIFO: take one task at a time, never batch into a private ring.
+            let t = self.injectors[0].pop()?;
+            bump(&me.counters.injector_pops, 1);
+            self.observer.injector(cpu, None, false, 1);
+            return Some(self.took(cpu, t));
+        }
+        if tick % self.config.injector_interval_ticks == 0
+            && let Some(t) = me.inbox.pop().or_else(|| self.pop_injector(cpu, node))
+        {
+            return Some(self.took(cpu, t));
+        }
+        let streak = me.streak.load(Ordering::Relaxed);
+        if streak < self.config.next_streak_max {
+            if let Some(t) = me.next.take() {
+                me.streak.store(streak + 1, Ordering::Relaxed);
+                bump(&me.counters.next_slot_runs, 1);
+                return Some(self.took(cpu, t));
+            }
+        } else if let Some(t) = me.next.take() {
+            // The streak is used up: the next-slot task waits its turn at the back of the ring.
+            let mut overflow = Vec::new();
+            if me.ring.push_overflow(t, &mut overflow) > 0 {
+                self.injectors[node].push_batch(&mut overflow);
+            }
+        }
+        me.streak.store(0, Ordering::Relaxed);
+        if let Some(t) = me
+            .ring
+            .pop()
+            .or_else(|| me.inbox.pop())
+            .or_else(|| self.pop_injector(cpu, node))
+        {
+            return Some(self.took(cpu, t));
+        }
+        if !self.policy.steals() || !self.idle.begin_search(cpu) {
+            return None;
+        }
+        let found = self.steal(cpu);
+        if self.idle.end_search(cpu) && found.is_some() {
+            // The last searcher found work: there may be more, so bring in another searcher.
+            self.notify(node);
+        }
+        found.map(|t| self.took(cpu, t))
+    }
+
+    fn took(&self, cpu: usize, t: T) -> T {
+        if self.config.stats {
+            let me = &self.cpus[cpu];
+            if me.ring.is_empty() && me.inbox.is_empty() && !me.next.is_occupied() {
+                me.waiting_since_ns.store(0, Ordering::Relaxed);
+            }
+        }
+        t
+    }
+
+    fn pop_injector(&self, cpu: usize, node: usize) -> Option<T> {
+        let inj = &self.injectors[node];
+        let t = inj.pop_batch_into(&self.cpus[cpu].ring, self.config.injector_batch_max)?;
+        bump(&self.cpus[cpu].counters.injector_pops, 1);
+        self.observer.injector(cpu, Some(node), false, 1);
+        if self.config.stats && inj.is_empty() {
+            self.injector_since_ns[node].store(0, Ordering::Relaxed);
+        }
+        Some(t)
+    }
+
+    fn steal(&self, cpu: usize) -> Option<T> {
+        let me = &self.cpus[cpu];
+        let now = self.platform.now_ns();
+        let mut found = None;
+        self.policy
+            .for_each_victim(&self.topo, cpu, &me.rng, &mut |victim, tier| {
+                if victim == cpu {
+                    return false;
+                }
+                let v = &self.cpus[victim];
+                if v.ring.len() >= self.policy.steal_min_tasks(tier) {
+                    let n = v
+                        .ring
+                        .steal_half_into(&me.ring, self.policy.steal_batch_max(tier));
+                    if n > 0 {
+                        self.record_steal(cpu, victim, tier, n);
+                        found = me.ring.pop();
+                        return found.is_some();
+                    }
+                }
+                if let Some(t) = v.inbox.pop() {
+                    self.record_steal(cpu, victim, tier, 1);
+                    found = Some(t);
+                    return true;
+                }
+                if let Some(t) = v.next.steal(now, self.config.next_slot_grace_ns) {
+                    bump(&me.counters.next_slot_stolen, 1);
+                    self.record_steal(cpu, victim, tier, 1);
+                    found = Some(t);
+                    return true;
+                }
+                bump(&me.counters.steal_probes_empty, 1);
+                self.observer.steal(cpu, victim, tier, 0);
+                false
+            });
+        if found.is_none() && self.policy.takes_remote_injectors() {
+            let node = self.idle.node_of(cpu);
+            for &other in self.nodes_by_distance[node].iter() {
+                if let Some(t) = self.pop_injector(cpu, other) {
+                    return Some(t);
+                }
+            }
+        }
+        found
+    }
+
+    fn record_steal(&self, cpu: usize, victim: usize, tier: TierKind, n: usize) {
+        let c = &self.cpus[cpu].counters;
+        bump(&c.steals[tier.index()], 1);
+        bump(&c.stolen_tasks[tier.index()], n as u64);
+        self.observer.steal(cpu, victim, tier, n);
+    }
+
+    /// Whether `cpu` has work it could take without stealing, or any injector holds work it may
+    /// take.
+    fn has_work_for(&self, cpu: usize) -> bool {
+        let me = &self.cpus[cpu];
+        if !me.ring.is_empty() || !me.inbox.is_empty() || me.next.is_occupied() {
+            return true;
+        }
+        let node = self.node_injector(self.idle.node_of(cpu));
+        if !self.injectors[node].is_empty() {
+            return true;
+        }
+        self.policy.takes_remote_injectors() && self.injectors.iter().any(|i| !i.is_empty())
+    }
+
+    /// Whether any CPU's queues hold stealable work (the machine's last searcher checks this
+    /// before sleeping, so work pushed while everyone searched is not left behind).
+    fn any_stealable(&self) -> bool {
+        self.cpus
+            .iter()
+            .any(|c| !c.ring.is_empty() || !c.inbox.is_empty())
+    }
+
+    /// `cpu` found nothing: announce sleep, re-check, and park through the platform until woken
+    /// or `deadline_ns`. Returns whether it actually parked (false: work appeared meanwhile).
+    ///
+    /// This is [`Scheduler::prepare_park`], the platform's blocking `park`, then
+    /// [`Scheduler::finish_park`]. A host whose park cannot block (a simulator, a kernel that
+    /// switches to its idle thread) calls the two halves itself.
+    pub fn park(&self, cpu: usize, deadline_ns: Option<u64>) -> bool {
+        if !self.prepare_park(cpu) {
+            return false;
+        }
+        self.platform.park(cpu, deadline_ns);
+        self.finish_park(cpu);
+        true
+    }
+
+    /// First half of parking: announces `cpu` asleep and re-checks for work. Returns `true` when
+    /// the CPU should now sleep until the scheduler calls `Platform::unpark(cpu)` (or a deadline
+    /// of the host's choosing); `false` when work appeared and the CPU should call
+    /// [`Scheduler::next_task`] again.
+    pub fn prepare_park(&self, cpu: usize) -> bool {
+        self.observer.idle(cpu);
+        self.idle.announce_sleep(cpu);
+        fence(Ordering::SeqCst);
+        let recheck = self.has_work_for(cpu)
+            || (self.policy.steals() && self.idle.searching_total() == 0 && self.any_stealable());
+        if recheck {
+            // Cancel; if someone claimed us meanwhile, their unpark leaves a token that makes a
+            // later park return at once: harmless.
+            self.idle.cancel_sleep(cpu);
+            self.observer.busy(cpu);
+            return false;
+        }
+        bump(&self.cpus[cpu].counters.parks, 1);
+        true
+    }
+
+    /// Second half of parking: `cpu` woke (unparked, deadline, or spuriously).
+    pub fn finish_park(&self, cpu: usize) {
+        self.idle.cancel_sleep(cpu);
+        self.observer.busy(cpu);
+    }
+
+    /// Periodic balancing for policies that have it: asks the policy which victim `cpu` should
+    /// pull from and moves up to that many tasks into `cpu`'s ring. Returns the count moved.
+    pub fn balance(&self, cpu: usize) -> usize {
+        let load = |c: usize| self.cpus[c].ring.len() + self.cpus[c].inbox.len();
+        let Some((victim, max)) = self.policy.balance(&self.topo, cpu, &load) else {
+            return 0;
+        };
+        if victim == cpu || victim >= self.cpus.len() {
+            return 0;
+        }
+        let n = self.cpus[victim]
+            .ring
+            .steal_half_into(&self.cpus[cpu].ring, max);
+        if n > 0 {
+            let tier = self
+                .topo
+                .tier_between(cpu, victim)
+                .unwrap_or(TierKind::Remote);
+            self.record_steal(cpu, victim, tier, n);
+        }
+        n
+    }
+
+    /// Tasks queued on `cpu` (ring, inbox, next slot).
+    pub fn queued_on(&self, cpu: usize) -> usize {
+        let c = &self.cpus[cpu];
+        c.ring.len() + c.inbox.len() + usize::from(c.next.is_occupied())
+    }
+
+    /// Tasks queued anywhere (a snapshot).
+    pub fn queued(&self) -> usize {
+        (0..self.cpus.len())
+            .map(|c| self.queued_on(c))
+            .sum::<usize>()
+            + self.injectors.iter().map(Injector::len).sum::<usize>()
+    }
+
+    /// Whether `cpu` is announced asleep.
+    pub fn is_sleeping(&self, cpu: usize) -> bool {
+        self.idle.is_sleeping(cpu)
+    }
+
+    /// Stats mode: one sample of the wasted-core checker at time `now_ns`. Adds the time since
+    /// the previous sample when a CPU sleeps while some queue's oldest task has waited longer
+    /// than the threshold. Returns whether this sample counted as wasted.
+    pub fn sample_wasted(&self, now_ns: u64) -> bool {
+        let prev = self.last_sample_ns.swap(now_ns, Ordering::Relaxed);
+        if !self.config.stats || prev == 0 {
+            return false;
+        }
+        let threshold = self.config.wasted_threshold_ns;
+        let old = |since: &AtomicU64| {
+            let s = since.load(Ordering::Relaxed);
+            s != 0 && now_ns.saturating_sub(s) > threshold
+        };
+        let someone_sleeps = (0..self.topo.num_nodes()).any(|n| self.idle.sleepers(n) > 0);
+        let waiting = self.cpus.iter().any(|c| {
+            old(&c.waiting_since_ns)
+                && !(c.ring.is_empty() && c.inbox.is_empty() && !c.next.is_occupied())
+        }) || self
+            .injector_since_ns
+            .iter()
+            .zip(self.injectors.iter())
+            .any(|(s, i)| old(s) && !i.is_empty());
+        let wasted = someone_sleeps && waiting;
+        if wasted {
+            self.wasted_ns
+                .fetch_add(now_ns.saturating_sub(prev), Ordering::Relaxed);
+        }
+        wasted
+    }
+
+    /// All counters, summed over CPUs.
+    pub fn counters(&self) -> Counters {
+        let mut c = Counters::default();
+        for cpu in self.cpus.iter() {
+            cpu.counters.add_into(&mut c);
+        }
+        self.external.add_into(&mut c);
+        c.wasted_core_ns = self.wasted_ns.load(Ordering::Relaxed);
+        c
+    }
+}
