@@ -732,3 +732,68 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         c
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use alloc::vec::Vec;
+
+    use loom::sync::{Arc, Mutex};
+    use loom::thread;
+
+    use super::*;
+
+    /// park/unpark with loom's token-semantics thread parking.
+    struct LoomPlatform {
+        threads: Mutex<Vec<Option<thread::Thread>>>,
+    }
+
+    impl Platform for LoomPlatform {
+        fn current_cpu(&self) -> Option<usize> {
+            None
+        }
+        fn now_ns(&self) -> u64 {
+            0
+        }
+        fn park(&self, _cpu: usize, _deadline: Option<u64>) {
+            thread::park();
+        }
+        fn unpark(&self, cpu: usize) {
+            if let Some(t) = &self.threads.lock().unwrap()[cpu] {
+                t.unpark();
+            }
+        }
+    }
+
+    #[derive(Debug, PartialEq, Eq)]
+    struct Job(u32);
+    impl Task for Job {}
+
+    /// An external thread spawns a task while CPU 1 is deciding to sleep: whatever the
+    /// interleaving, CPU 1 runs the task (a lost wakeup would leave it parked forever, which loom
+    /// reports as a deadlock). Preemption bound 2: enough to interleave the announce/re-check of
+    /// the sleeper with the push/fence/claim of the waker.
+    #[test]
+    fn park_unpark_no_lost_wakeup() {
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(2);
+        model.check(|| {
+            let topo = Topology::from_synthetic("pack:1 core:2 pu:1").unwrap();
+            let platform = LoomPlatform { threads: Mutex::new(alloc::vec![None, None]) };
+            let s: Arc<Scheduler<Job, LoomPlatform>> = Arc::new(
+                Scheduler::with(topo, Box::new(TopologyPolicy::default()), platform, NoObserver, Config::default()).unwrap(),
+            );
+            let s1 = s.clone();
+            let cpu1 = thread::spawn(move || {
+                loop {
+                    if let Some(job) = s1.next_task(1) {
+                        return job;
+                    }
+                    s1.park(1, None);
+                }
+            });
+            s.platform().threads.lock().unwrap()[1] = Some(cpu1.thread().clone());
+            s.spawn(Job(7), SpawnHint::default());
+            assert_eq!(cpu1.join().unwrap(), Job(7));
+        });
+    }
+}
