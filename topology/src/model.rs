@@ -16,6 +16,10 @@ use crate::tiers::StealTiers;
 /// Sentinel for "no such object" in the compact per-PU tables.
 pub(crate) const NONE: u32 = u32::MAX;
 
+/// The most NUMA nodes a topology may have: Linux's largest `MAX_NUMNODES` (`NODES_SHIFT` 10).
+/// Remote steal tiers cost O(nodes × CPUs) memory, so the bound also bounds them.
+pub const MAX_NODES: usize = 1024;
+
 /// Distances used when a source gives no matrix: documented, and flagged by
 /// [`DistanceOrigin::Derived`], never silent.
 pub const DERIVED_DISTANCE_LOCAL: u32 = 10;
@@ -349,6 +353,15 @@ fn build(desc: TopologyDesc) -> Result<Topology, Error> {
             os_index: 0,
             memory_bytes: desc.machine_memory_bytes,
         });
+    }
+    if node_descs.len() > MAX_NODES {
+        return Err(build_err(
+            "",
+            format!(
+                "{} NUMA nodes; at most {MAX_NODES} are supported (Linux's MAX_NUMNODES)",
+                node_descs.len()
+            ),
+        ));
     }
     node_descs.sort_by_key(|n| n.os_index);
     for w in node_descs.windows(2) {

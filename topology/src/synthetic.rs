@@ -606,6 +606,21 @@ pub fn parse(s: &str) -> Result<TopologyDesc, Error> {
             memory_bytes: m.memory.unwrap_or(0),
         });
     }
+    let node_count: usize = root_memory.len()
+        + levels
+            .iter()
+            .zip(&counts)
+            .map(|(l, &c)| c * (usize::from(l.ty == Ty::Numa) + l.memory.len()))
+            .sum::<usize>();
+    if node_count > crate::model::MAX_NODES {
+        return Err(p.err(
+            0,
+            format!(
+                "the description has {node_count} NUMA nodes; at most {} are supported",
+                crate::model::MAX_NODES
+            ),
+        ));
+    }
     for (i, l) in levels.iter().enumerate() {
         if l.ty == Ty::Numa {
             for o in 0..counts[i] {
@@ -627,6 +642,16 @@ pub fn parse(s: &str) -> Result<TopologyDesc, Error> {
                 });
             }
         }
+    }
+    if node_objs.len() > crate::model::MAX_NODES {
+        return Err(p.err(
+            0,
+            format!(
+                "the description has {} NUMA nodes; at most {} are supported",
+                node_objs.len(),
+                crate::model::MAX_NODES
+            ),
+        ));
     }
     if node_objs.is_empty() {
         node_objs.push(NodeObj {
