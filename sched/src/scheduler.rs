@@ -778,9 +778,18 @@ mod loom_tests {
         model.preemption_bound = Some(2);
         model.check(|| {
             let topo = Topology::from_synthetic("pack:1 core:2 pu:1").unwrap();
-            let platform = LoomPlatform { threads: Mutex::new(alloc::vec![None, None]) };
+            let platform = LoomPlatform {
+                threads: Mutex::new(alloc::vec![None, None]),
+            };
             let s: Arc<Scheduler<Job, LoomPlatform>> = Arc::new(
-                Scheduler::with(topo, Box::new(TopologyPolicy::default()), platform, NoObserver, Config::default()).unwrap(),
+                Scheduler::with(
+                    topo,
+                    Box::new(TopologyPolicy::default()),
+                    platform,
+                    NoObserver,
+                    Config::default(),
+                )
+                .unwrap(),
             );
             let s1 = s.clone();
             let cpu1 = thread::spawn(move || {
