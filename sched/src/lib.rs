@@ -31,6 +31,8 @@ extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+#[cfg(not(loom))]
+pub mod arch;
 pub mod idle;
 pub mod injector;
 pub mod next_slot;
@@ -39,6 +41,8 @@ pub mod policy;
 pub mod ring;
 pub mod rng;
 pub mod scheduler;
+#[cfg(feature = "std")]
+pub mod stack;
 pub mod stats;
 pub(crate) mod sync;
 pub mod task;
