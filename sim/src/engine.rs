@@ -26,6 +26,7 @@ use crate::metrics::{Stats, Timeline, Wasted};
 use crate::rng::Rng;
 use crate::sched_bridge::{self, SchedCore, SimPlatform};
 use crate::workload::{Ctx, NewTask, Seg, Step, TaskId, Workload};
+use manycore_topology::TierKind;
 
 const NONE: u32 = u32::MAX;
 
@@ -65,6 +66,9 @@ enum CpuState {
 #[derive(Clone, Copy, Debug)]
 struct Cpu {
     state: CpuState,
+    /// Announced asleep to the scheduler (`prepare_park` said sleep): its wake-up must call
+    /// `finish_park`. False while it merely waits to retry a search.
+    asleep: bool,
     task: u32,
     generation: u64,
     idle_since_ns: u64,
@@ -145,8 +149,6 @@ struct Env<'a> {
     timeline: Timeline,
     wasted: Wasted,
     wl_rng: Rng,
-    /// Per node injector (node 0 also stands for `global`'s single queue): when it is next free.
-    queue_free_ns: Vec<u64>,
     completions: Option<Vec<u64>>,
     trace: Option<&'a mut TraceWriter>,
 }
@@ -258,7 +260,7 @@ impl Env<'_> {
 
 impl SimPlatform for Env<'_> {
     fn now_ns(&self) -> u64 {
-        self.now()
+        self.now() + self.overhead_ns
     }
 
     fn task_home(&self, task: u32) -> usize {
@@ -270,67 +272,51 @@ impl SimPlatform for Env<'_> {
         (c != NONE).then_some(c as usize)
     }
 
+    fn charge(&mut self, ns: u64) {
+        self.overhead_ns += ns;
+    }
+
     fn unpark(&mut self, from: usize, cpu: usize) {
+        self.stats.sched_events += 1;
+        if self.cpus[cpu].state != CpuState::Parked {
+            // Token semantics: an unpark for a CPU that is not asleep in the engine (it cancelled
+            // its sleep after being claimed) only makes its next park return; the engine's CPU
+            // re-checks its queues after every park anyway.
+            self.stats.stray_unparks += 1;
+            return;
+        }
+        self.wake_cpu(from, cpu);
+    }
+
+    fn trace_steal(&mut self, thief: usize, victim: usize, n: usize, tier: TierKind) {
+        let now = self.now() + self.overhead_ns;
+        if let Some(tr) = self.trace.as_deref_mut() {
+            tr.steal(thief, victim, n, tier.name(), now);
+        }
+    }
+}
+
+impl Env<'_> {
+    /// Schedules the wake-up of a parked CPU after the unpark latency from `from`.
+    fn wake_cpu(&mut self, from: usize, cpu: usize) {
         let now = self.now();
+        let extra = if from == self.acting {
+            self.overhead_ns
+        } else {
+            0
+        };
+        let latency = self.cost.unpark.at(self.m.distance(from, cpu));
         let c = &mut self.cpus[cpu];
-        assert_eq!(
-            c.state,
-            CpuState::Parked,
-            "the scheduler unparked CPU {cpu}, which is not parked"
-        );
         c.state = CpuState::Waking;
         c.generation += 1;
         let generation = c.generation;
-        let latency = self.cost.unpark.at(self.m.distance(from, cpu));
-        let at =
-            now + if from == self.acting {
-                self.overhead_ns
-            } else {
-                0
-            } + latency;
         self.stats.unparks += 1;
-        self.stats.sched_events += 1;
-        self.q
-            .push(at, EventKind::CpuUnpark, cpu as u32, generation);
-    }
-
-    fn probes(&mut self, _thief: usize, victims: u64, cost_ns: u64) {
-        self.stats.failed_probes += victims;
-        self.charge(cost_ns);
-    }
-
-    fn stole(&mut self, thief: usize, victim: usize, n: usize) {
-        let d = self.m.distance(thief, victim);
-        let cost = self.cost.steal_attempt.at(d) + n as u64 * self.cost.steal_per_task.at(d);
-        self.stats.sched_events += 1;
-        self.charge(cost);
-        if let Some(k) = Machine::tier_of(d) {
-            self.stats.steals[k.index()] += 1;
-            self.stats.stolen_tasks[k.index()] += n as u64;
-            let now = self.now();
-            if let Some(tr) = self.trace.as_deref_mut() {
-                tr.steal(thief, victim, n, k.name(), now);
-            }
-        }
-    }
-
-    fn injector(&mut self, _cpu: usize, node: usize, _n: usize) {
-        // A shared queue serves one operation at a time: an operation that arrives while the
-        // queue is busy waits for it (a lock or a contended cache line), so a queue hit by many
-        // CPUs costs more than `injector_ns` each.
-        self.stats.injector_ops += 1;
-        let arrive = self.now() + self.overhead_ns;
-        let free = &mut self.queue_free_ns[node];
-        let start = arrive.max(*free);
-        *free = start + self.cost.injector_ns;
-        let cost = *free - arrive;
-        self.stats.injector_wait_ns += u128::from(start - arrive);
-        self.charge(cost);
-    }
-
-    fn placed(&mut self, from: usize, to: usize) {
-        let d = self.m.distance(from, to);
-        self.charge(self.cost.wake_task.at(d));
+        self.q.push(
+            now + extra + latency,
+            EventKind::CpuUnpark,
+            cpu as u32,
+            generation,
+        );
     }
 }
 
@@ -386,10 +372,14 @@ impl Ctx for CtxImpl<'_, '_> {
         env.stats.spawned += 1;
         env.stats.sched_events += 1;
         env.make_runnable(id);
-        if cpu == env.acting {
+        // A running task spawning on its own CPU is a local spawn; anything else (an arrival
+        // steered to a CPU, the initial placement) comes from outside the scheduler's CPUs,
+        // aimed at `cpu`.
+        let local = cpu == env.acting && env.cpus[cpu].state == CpuState::Running;
+        if local {
             env.charge(env.cost.spawn_ns);
         }
-        self.sched.spawn(env, cpu, id);
+        self.sched.spawn(env, cpu, id, local);
         TaskId(id)
     }
 
@@ -429,50 +419,80 @@ impl Ctx for CtxImpl<'_, '_> {
     }
 }
 
-/// The CPU is free at `now + overhead`: pick the next task or park.
+/// Most times a free CPU asks again in one step after the scheduler refused to let it sleep
+/// (work appeared during its re-check) and then found nothing to take.
+const PARK_RETRIES_MAX: u32 = 2;
+
+/// When a CPU may not sleep yet finds nothing (work it is not allowed to take is queued, e.g. a
+/// single task on a remote victim below the policy's remote threshold), it searches again after
+/// the time its failed search cost, and at least this long.
+pub const RESEARCH_MIN_NS: u64 = 1_000;
+
+/// The CPU is free at `now + overhead`: pick the next task, or sleep, or search again later.
 fn dispatch(env: &mut Env, sched: &mut dyn SchedCore, cpu: usize) {
-    env.stats.sched_events += 1;
-    match sched.next(env, cpu) {
-        Some(task) => {
-            env.dequeued(task);
-            let was_idle = env.cpus[cpu].state != CpuState::Running;
-            env.charge(env.cost.switch_ns);
-            let start = env.now() + env.overhead_ns;
-            let t = &mut env.tasks[task as usize];
-            let wait = start - t.ready_ns;
-            let woken = std::mem::take(&mut t.woken);
-            let first = !std::mem::replace(&mut t.started, true);
-            env.stats.wait.record(wait);
-            if woken {
-                env.stats.wake_to_run.record(wait);
-            }
-            if first {
-                env.stats.first_wait.record(wait);
-            }
-            if was_idle {
-                env.wasted.idle -= 1;
-                let since = env.cpus[cpu].idle_since_ns;
-                let now = env.now();
-                if let Some(tr) = env.trace.as_deref_mut() {
-                    tr.idle(cpu, since, now);
-                }
-            }
-            env.start_segment(cpu, task, start);
+    for _ in 0..=PARK_RETRIES_MAX {
+        env.stats.sched_events += 1;
+        if let Some(task) = sched.next(env, cpu) {
+            run_next(env, cpu, task);
+            return;
         }
-        None => {
-            env.charge(env.cost.park_ns);
-            env.stats.overhead_ns += u128::from(env.overhead_ns);
-            let c = &mut env.cpus[cpu];
-            if c.state == CpuState::Running {
-                env.wasted.idle += 1;
-                c.idle_since_ns = env.q.now_ns();
-            }
-            c.state = CpuState::Parked;
-            c.task = NONE;
-            env.stats.sched_events += 1;
-            sched.park(env, cpu);
+        env.stats.sched_events += 1;
+        if sched.park(env, cpu) {
+            go_idle(env, cpu, true);
+            return;
         }
     }
+    // Not allowed to sleep and nothing to take: the CPU keeps searching. It is idle for the
+    // wasted-core accounting, and looks again after its search time.
+    env.stats.research += 1;
+    go_idle(env, cpu, false);
+    let c = &mut env.cpus[cpu];
+    c.state = CpuState::Waking;
+    c.generation += 1;
+    let at = env.q.now_ns() + env.overhead_ns.max(RESEARCH_MIN_NS);
+    let generation = c.generation;
+    env.q.push(at, EventKind::CpuUnpark, cpu as u32, generation);
+}
+
+fn run_next(env: &mut Env, cpu: usize, task: u32) {
+    env.dequeued(task);
+    let was_idle = env.cpus[cpu].state != CpuState::Running;
+    env.charge(env.cost.switch_ns);
+    let start = env.now() + env.overhead_ns;
+    let t = &mut env.tasks[task as usize];
+    let wait = start - t.ready_ns;
+    let woken = std::mem::take(&mut t.woken);
+    let first = !std::mem::replace(&mut t.started, true);
+    env.stats.wait.record(wait);
+    if woken {
+        env.stats.wake_to_run.record(wait);
+    }
+    if first {
+        env.stats.first_wait.record(wait);
+    }
+    if was_idle {
+        env.wasted.idle -= 1;
+        let since = env.cpus[cpu].idle_since_ns;
+        let now = env.now();
+        if let Some(tr) = env.trace.as_deref_mut() {
+            tr.idle(cpu, since, now);
+        }
+    }
+    env.cpus[cpu].asleep = false;
+    env.start_segment(cpu, task, start);
+}
+
+fn go_idle(env: &mut Env, cpu: usize, asleep: bool) {
+    env.charge(if asleep { env.cost.park_ns } else { 0 });
+    env.stats.overhead_ns += u128::from(env.overhead_ns);
+    let c = &mut env.cpus[cpu];
+    if c.state == CpuState::Running {
+        env.wasted.idle += 1;
+        c.idle_since_ns = env.q.now_ns();
+    }
+    c.state = CpuState::Parked;
+    c.asleep = asleep;
+    c.task = NONE;
 }
 
 /// Runs `workload` on `machine` under `policy`. `trace`, if given, receives the schedule;
@@ -485,7 +505,14 @@ pub fn run(
     trace: Option<&mut TraceWriter>,
     mut progress: Option<Progress<'_>>,
 ) -> Result<RunResult, String> {
-    let mut sched = sched_bridge::build(policy, machine, &opts.cost, opts.seed)?;
+    let mut sched = sched_bridge::build(
+        policy,
+        machine,
+        &opts.cost,
+        opts.seed,
+        opts.wasted_threshold_ns,
+        trace.is_some(),
+    )?;
     let sched: &mut dyn SchedCore = &mut *sched;
     let n = machine.cpus();
     let expected = workload.expected_tasks();
@@ -501,6 +528,7 @@ pub fn run(
         cpus: vec![
             Cpu {
                 state: CpuState::Parked,
+                asleep: true,
                 task: NONE,
                 generation: 0,
                 idle_since_ns: 0
@@ -513,7 +541,6 @@ pub fn run(
         timeline: Timeline::new(n),
         wasted: Wasted::new(opts.wasted_threshold_ns),
         wl_rng: Rng::derive(opts.seed, 0x776c),
-        queue_free_ns: vec![0; machine.nodes().max(1)],
         completions: opts.record_completions.then(Vec::new),
         trace,
     };
@@ -528,8 +555,11 @@ pub fn run(
     }
     // Every CPU starts parked; the scheduler learns it before any task exists.
     for cpu in 0..n {
-        sched.park(&mut env, cpu);
+        env.acting = cpu;
+        let sleeps = sched.park(&mut env, cpu);
+        debug_assert!(sleeps, "nothing is queued before the workload starts");
     }
+    env.acting = usize::MAX;
     workload.start(&mut CtxImpl {
         env: &mut env,
         sched,
@@ -598,6 +628,9 @@ pub fn run(
             EventKind::CpuUnpark => {
                 if env.cpus[cpu].generation == ev.tag && env.cpus[cpu].state == CpuState::Waking {
                     env.acting = cpu;
+                    if std::mem::take(&mut env.cpus[cpu].asleep) {
+                        sched.unparked(&mut env, cpu);
+                    }
                     dispatch(&mut env, sched, cpu);
                 }
             }
@@ -614,13 +647,18 @@ pub fn run(
             }
             EventKind::BalanceTick => {
                 env.acting = usize::MAX;
-                let busy: Vec<bool> = env
+                let sleeping: Vec<bool> = env
                     .cpus
                     .iter()
-                    .map(|c| c.state == CpuState::Running)
+                    .map(|c| c.state == CpuState::Parked && c.asleep)
                     .collect();
-                sched.tick(&mut env, &busy);
-                let running = busy.iter().any(|&b| b);
+                for c in sched.tick(&mut env, &sleeping) {
+                    // The host ends a park early (a legal spurious wakeup): the CPU got work.
+                    if env.cpus[c].state == CpuState::Parked {
+                        env.wake_cpu(c, c);
+                    }
+                }
+                let running = env.cpus.iter().any(|c| c.state == CpuState::Running);
                 if let Some(t) = tick_ns
                     && (running || sched.queued() > 0 || !env.q.is_empty())
                 {
@@ -663,6 +701,7 @@ pub fn run(
             env.stats.spawned
         ));
     }
+    sched.finish(&mut env.stats);
     let makespan = env.stats.last_exit_ns;
     let events = env.q.popped();
     Ok(RunResult {

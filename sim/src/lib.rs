@@ -37,7 +37,6 @@ pub mod params;
 pub mod plot;
 pub mod presets;
 pub mod progress;
-pub mod queues;
 pub mod report;
 pub mod rng;
 pub mod scenario;

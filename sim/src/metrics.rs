@@ -189,6 +189,12 @@ pub struct Stats {
     pub sched_events: u64,
     /// Time of the last exit.
     pub last_exit_ns: u64,
+    /// Unparks for CPUs that were not asleep in the engine (token semantics).
+    pub stray_unparks: u64,
+    /// Times a CPU was refused sleep yet found nothing, and searched again later.
+    pub research: u64,
+    /// The scheduler's own sampled wasted-core time (its stats mode).
+    pub sched_wasted_core_ns: u64,
 }
 
 #[cfg(test)]

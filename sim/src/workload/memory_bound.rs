@@ -1,7 +1,12 @@
 //! Memory-bound tasks whose data lives on one node: one spawner per home node (on that node's
-//! first CPU) creates its node's tasks in batches; each task is `cpu_ns` of computation plus
-//! `mem_ns` of memory stalls on its home node's memory, which cost the cost model's remote factor
-//! when the task runs elsewhere.
+//! first CPU) creates its node's tasks in batches, at `load` times the rate its node's CPUs can
+//! run them locally; each task is `cpu_ns` of computation plus `mem_ns` of memory stalls on its
+//! home node's memory, which cost the cost model's remote factor when the task runs elsewhere.
+//!
+//! With `load` below 1 a node keeps up with its own work when tasks stay home, so the spawner's
+//! queue never overflows into the node's injector: the other CPUs get work by stealing, and where
+//! they steal from decides where the memory traffic goes. A policy that sends tasks to remote
+//! nodes makes them slower than the spawner produces them, and the backlog shows in the makespan.
 //!
 //! `home=spread` (default) gives every node an equal share; `home=N` puts all data on node N
 //! (a single hot node).
@@ -18,23 +23,25 @@ pub struct MemoryBound {
     cpu_ns: u64,
     mem_ns: u64,
     batch: u64,
-    spawn_ns: u64,
+    load: f64,
     /// `None`: spread over all nodes with CPUs.
     home: Option<usize>,
     /// Per spawner: (node, CPU, tasks still to spawn).
     spawners: Vec<(usize, usize, u64)>,
+    /// Per spawner: spawn interval (ns per task) for its node's CPU count.
+    interval_ns: Vec<f64>,
     /// Spawners with a non-empty share (fixed at construction).
     active_spawners: u64,
 }
 
 impl MemoryBound {
-    /// Reads `tasks`, `cpu_ns`, `mem_ns`, `batch`, `spawn_ns`, `home`.
+    /// Reads `tasks`, `cpu_ns`, `mem_ns`, `batch`, `load`, `home`.
     pub fn from_params(p: &mut Params, topo: &Topology) -> Result<MemoryBound, String> {
         let tasks = p.u64("tasks", 200_000, 1, 1 << 40)?;
         let cpu_ns = p.u64("cpu_ns", 2_000, 0, 1_000_000_000_000)?;
         let mem_ns = p.u64("mem_ns", 8_000, 0, 1_000_000_000_000)?;
-        let batch = p.u64("batch", 64, 1, 1 << 20)?;
-        let spawn_ns = p.u64("spawn_ns", 50, 0, 1_000_000_000)?;
+        let batch = p.u64("batch", 16, 1, 1 << 20)?;
+        let load = p.f64("load", 0.8, 0.01, 100.0)?;
         let home_s = p.string("home", "spread");
         let nodes_with_cpus: Vec<usize> = (0..topo.num_nodes())
             .filter(|&n| !topo.cpus_of_node(n).is_empty())
@@ -68,20 +75,27 @@ impl MemoryBound {
             })
             .collect::<Vec<(usize, usize, u64)>>();
         let active_spawners = spawners.iter().filter(|s| s.2 > 0).count() as u64;
+        let interval_ns = spawners
+            .iter()
+            .map(|&(n, _, _)| {
+                (cpu_ns + mem_ns).max(1) as f64 / (topo.cpus_of_node(n).len() as f64 * load)
+            })
+            .collect();
         Ok(MemoryBound {
             tasks,
             cpu_ns,
             mem_ns,
             batch,
-            spawn_ns,
+            load,
             home,
             spawners,
+            interval_ns,
             active_spawners,
         })
     }
 
-    fn batch_seg(&self, left: u64) -> Seg {
-        Seg::cpu(self.batch.min(left) * self.spawn_ns)
+    fn batch_seg(&self, spawner: usize, left: u64) -> Seg {
+        Seg::cpu((self.batch.min(left) as f64 * self.interval_ns[spawner] + 0.5) as u64)
     }
 }
 
@@ -94,12 +108,12 @@ impl Workload for MemoryBound {
 
     fn describe(&self) -> String {
         format!(
-            "tasks={} cpu_ns={} mem_ns={} batch={} spawn_ns={} home={}",
+            "tasks={} cpu_ns={} mem_ns={} batch={} load={} home={}",
             self.tasks,
             self.cpu_ns,
             self.mem_ns,
             self.batch,
-            self.spawn_ns,
+            self.load,
             self.home.map_or("spread".to_string(), |n| n.to_string())
         )
     }
@@ -109,7 +123,7 @@ impl Workload for MemoryBound {
             if left == 0 {
                 continue;
             }
-            let mut t = NewTask::new(self.batch_seg(left));
+            let mut t = NewTask::new(self.batch_seg(i, left));
             t.home_node = Some(node);
             t.latency = false;
             t.user = [SPAWNER, i as u64];
@@ -141,7 +155,7 @@ impl Workload for MemoryBound {
         } else {
             // Keep the CPU: a yielding spawner could be stolen, and its node's tasks would then be
             // born elsewhere.
-            Step::Run(self.batch_seg(left))
+            Step::Run(self.batch_seg(i as usize, left))
         }
     }
 
