@@ -40,8 +40,10 @@ pub mod platform;
 pub mod policy;
 pub mod ring;
 pub mod rng;
+#[cfg(all(feature = "std", not(loom)))]
+pub mod rt;
 pub mod scheduler;
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", not(loom)))]
 pub mod stack;
 pub mod stats;
 pub(crate) mod sync;
