@@ -88,6 +88,11 @@ pub struct Details {
     pub queue_contention_fraction: f64,
     /// CPU wakeups.
     pub unparks: u64,
+    /// Times a free CPU was refused sleep (work visible) yet found nothing it could take, and
+    /// searched again later.
+    pub research: u64,
+    /// The scheduler's own sampled wasted-core time / (CPUs × makespan) (its stats mode).
+    pub sched_wasted_core_fraction: f64,
     /// Most tasks alive at once.
     pub peak_live_tasks: u64,
     /// Per node, utilization of its CPUs in each time bucket (`load_bucket_ns` wide).
@@ -179,6 +184,8 @@ impl PolicyReport {
                 injector_ops: s.injector_ops,
                 queue_contention_fraction: ratio(s.injector_wait_ns as f64, capacity),
                 unparks: s.unparks,
+                research: s.research,
+                sched_wasted_core_fraction: ratio(s.sched_wasted_core_ns as f64, capacity),
                 peak_live_tasks: r.peak_live_tasks,
                 node_load,
                 load_bucket_ns: w,
