@@ -419,6 +419,9 @@ impl Ctx for CtxImpl<'_, '_> {
     }
 }
 
+/// How often the scheduler's own (sampled) wasted-core checker is sampled, in virtual time.
+pub const SCHED_SAMPLE_NS: u64 = 10_000;
+
 /// Most times a free CPU asks again in one step after the scheduler refused to let it sleep
 /// (work appeared during its re-check) and then found nothing to take.
 const PARK_RETRIES_MAX: u32 = 2;
@@ -570,6 +573,7 @@ pub fn run(
         env.q.push(t, EventKind::BalanceTick, 0, 0);
     }
 
+    let mut next_sample_ns = 0;
     while let Some(ev) = env.q.pop() {
         if env.q.popped() > opts.max_events {
             return Err(format!(
@@ -588,6 +592,10 @@ pub fn run(
             });
         }
         env.overhead_ns = 0;
+        if now >= next_sample_ns {
+            sched.sample_wasted(now);
+            next_sample_ns = now + SCHED_SAMPLE_NS;
+        }
         let cpu = ev.cpu as usize;
         match ev.kind {
             EventKind::CpuReady => {

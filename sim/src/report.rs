@@ -91,8 +91,11 @@ pub struct Details {
     /// Times a free CPU was refused sleep (work visible) yet found nothing it could take, and
     /// searched again later.
     pub research: u64,
-    /// The scheduler's own sampled wasted-core time / (CPUs × makespan) (its stats mode).
-    pub sched_wasted_core_fraction: f64,
+    /// The scheduler's own wasted-core checker (stats mode, sampled every 10 µs of virtual time):
+    /// the fraction of the makespan during which some CPU slept while some queue's oldest task had
+    /// waited longer than the threshold. A time fraction, not a core-time one: compare it with
+    /// `wasted_core_fraction` only as "zero or not".
+    pub sched_wasted_time_fraction: f64,
     /// Most tasks alive at once.
     pub peak_live_tasks: u64,
     /// Per node, utilization of its CPUs in each time bucket (`load_bucket_ns` wide).
@@ -185,7 +188,10 @@ impl PolicyReport {
                 queue_contention_fraction: ratio(s.injector_wait_ns as f64, capacity),
                 unparks: s.unparks,
                 research: s.research,
-                sched_wasted_core_fraction: ratio(s.sched_wasted_core_ns as f64, capacity),
+                sched_wasted_time_fraction: ratio(
+                    s.sched_wasted_core_ns as f64,
+                    r.makespan_ns as f64,
+                ),
                 peak_live_tasks: r.peak_live_tasks,
                 node_load,
                 load_bucket_ns: w,

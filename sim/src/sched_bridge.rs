@@ -75,6 +75,8 @@ pub trait SchedCore {
     fn tick(&mut self, p: &mut dyn SimPlatform, sleeping: &[bool]) -> Vec<usize>;
     /// Tasks queued and not running.
     fn queued(&self) -> u64;
+    /// One sample of the scheduler's own wasted-core checker at `now_ns`.
+    fn sample_wasted(&mut self, now_ns: u64);
     /// Adds the scheduler's counters (steals, probes, injector traffic) to the run's stats.
     fn finish(&self, stats: &mut Stats);
 }
@@ -332,6 +334,11 @@ impl SchedCore for RealSched {
 
     fn queued(&self) -> u64 {
         self.sched.queued() as u64
+    }
+
+    fn sample_wasted(&mut self, now_ns: u64) {
+        self.plat.now_ns.store(now_ns, Ordering::Relaxed);
+        self.sched.sample_wasted(now_ns);
     }
 
     fn finish(&self, stats: &mut Stats) {
