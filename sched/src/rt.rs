@@ -41,6 +41,10 @@ const PARK_TIMEOUT: Duration = Duration::from_millis(10);
 const RUNNING: u8 = 0;
 const YIELDED: u8 = 1;
 const DONE: u8 = 2;
+/// The task asked to block and is switching back to its worker.
+const BLOCKING: u8 = 3;
+/// The task is off every queue until someone unblocks it.
+const BLOCKED: u8 = 4;
 
 /// What a task's closure produced: its value, or the panic payload.
 pub type TaskResult<R> = thread::Result<R>;
@@ -62,6 +66,12 @@ struct TaskCell {
     state: AtomicU8,
     result: Mutex<Option<TaskResult<Box<dyn Any + Send>>>>,
     done: Condvar,
+    /// Wake token: set by `unblock`, consumed by `block`. Blocking re-checks it after announcing
+    /// BLOCKED, so a wake that races a block is never lost (at worst the task wakes spuriously
+    /// and its primitive re-checks its condition).
+    notify: AtomicBool,
+    /// The runtime, for wakes from threads that are not its workers.
+    shared: OnceLock<std::sync::Weak<Shared>>,
 }
 
 // SAFETY: `ctx` is only touched by the worker currently running or resuming the task (see the
@@ -131,6 +141,8 @@ struct Shared {
     live_lock: Mutex<()>,
     all_done: Condvar,
     shutdown: AtomicBool,
+    /// Kernel thread ids of the workers (for checks that none outlives the runtime).
+    worker_tids: Mutex<Vec<i32>>,
 }
 
 struct Worker {
@@ -232,6 +244,7 @@ impl Builder {
             live_lock: Mutex::new(()),
             all_done: Condvar::new(),
             shutdown: AtomicBool::new(false),
+            worker_tids: Mutex::new(Vec::new()),
         });
         let pin = self.pin;
         let id = RUNTIME_IDS.fetch_add(1, Ordering::Relaxed);
@@ -239,12 +252,24 @@ impl Builder {
             .map(|cpu| {
                 let shared = shared.clone();
                 let os_cpu = os[cpu];
+                let name = std::format!("mc{id}w{cpu}");
                 thread::Builder::new()
-                    .name(std::format!("mc{id}w{cpu}"))
-                    .spawn(move || worker_main(shared, cpu, pin.then_some(os_cpu)))
+                    .name(name.clone())
+                    .spawn(move || worker_main(shared, cpu, pin.then_some(os_cpu), name))
                     .map_err(|e| e.to_string())
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // Wait until every worker has registered (pinned, named, its thread handle published):
+        // a runtime is ready when `build` returns, and no unpark targets a missing thread.
+        while shared
+            .sched
+            .platform()
+            .threads
+            .iter()
+            .any(|t| t.get().is_none())
+        {
+            thread::yield_now();
+        }
         Ok(Runtime {
             shared,
             workers,
@@ -320,6 +345,15 @@ impl Runtime {
     /// The prefix of this runtime's worker thread names (`mc<id>w`).
     pub fn thread_name_prefix(&self) -> String {
         std::format!("mc{}w", self.id)
+    }
+
+    /// Kernel thread ids of the worker threads.
+    pub fn worker_tids(&self) -> Vec<i32> {
+        self.shared
+            .worker_tids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Number of workers.
@@ -407,7 +441,10 @@ fn spawn_on<R: Send + 'static>(
         state: AtomicU8::new(RUNNING),
         result: Mutex::new(None),
         done: Condvar::new(),
+        notify: AtomicBool::new(false),
+        shared: OnceLock::new(),
     });
+    let _ = task.shared.set(Arc::downgrade(shared));
     shared.live.fetch_add(1, Ordering::AcqRel);
     shared.sched.spawn(TaskRef(task.clone()), hint);
     JoinHandle {
@@ -501,10 +538,24 @@ fn pin_to(os_cpu: usize) {
     }
 }
 
-fn worker_main(shared: Arc<Shared>, cpu: usize, pin: Option<usize>) {
+fn worker_main(shared: Arc<Shared>, cpu: usize, pin: Option<usize>, name: String) {
     if let Some(os) = pin {
         pin_to(os);
     }
+    // Name the OS thread before registering, so a ready runtime's workers are identifiable
+    // (`/proc/self/task/*/comm`), whatever std does with the builder's name.
+    if let Ok(c) = std::ffi::CString::new(name) {
+        // SAFETY: `c` is a valid NUL-terminated string of at most 15 bytes plus NUL (the names
+        // built in `build`); the call names the calling thread.
+        unsafe { libc::pthread_setname_np(libc::pthread_self(), c.as_ptr()) };
+    }
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    shared
+        .worker_tids
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(tid);
     let _ = shared.sched.platform().threads[cpu].set(thread::current());
     let worker = Worker {
         cpu,
@@ -576,6 +627,20 @@ fn run(shared: &Arc<Shared>, worker: &Worker, task: TaskRef) {
     match task.0.state.load(Ordering::Acquire) {
         YIELDED => shared.sched.requeue(worker.cpu, task),
         DONE => finish(shared, task),
+        BLOCKING => {
+            // Now off its stack: the task may be resumed elsewhere from here on.
+            task.0.state.store(BLOCKED, Ordering::SeqCst);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if task.0.notify.load(Ordering::SeqCst)
+                && task
+                    .0
+                    .state
+                    .compare_exchange(BLOCKED, RUNNING, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            {
+                shared.sched.requeue(worker.cpu, task);
+            }
+        }
         _ => {}
     }
 }
@@ -602,20 +667,6 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-
-    /// Threads of this process whose name starts with `prefix`.
-    fn threads_named(prefix: &str) -> usize {
-        std::fs::read_dir("/proc/self/task")
-            .map(|d| {
-                d.flatten()
-                    .filter(|t| {
-                        std::fs::read_to_string(t.path().join("comm"))
-                            .is_ok_and(|c| c.starts_with(prefix))
-                    })
-                    .count()
-            })
-            .unwrap_or(0)
-    }
 
     #[test]
     fn hundred_thousand_tasks_each_run_once_and_return_their_value() {
@@ -665,10 +716,15 @@ mod tests {
             .unwrap();
         assert_eq!(rt.num_cpus(), 1);
         let log = Arc::new(Mutex::new(Vec::new()));
+        let go = Arc::new(AtomicBool::new(false));
         let handles: Vec<_> = (0..3)
             .map(|t| {
-                let log = log.clone();
+                let (log, go) = (log.clone(), go.clone());
                 rt.spawn(move || {
+                    // Start together, so all three are queued on the one CPU.
+                    while !go.load(Ordering::Acquire) {
+                        yield_now();
+                    }
                     for _ in 0..5 {
                         log.lock().unwrap().push(t);
                         yield_now();
@@ -676,6 +732,7 @@ mod tests {
                 })
             })
             .collect();
+        go.store(true, Ordering::Release);
         for h in handles {
             h.join().unwrap();
         }
@@ -697,14 +754,208 @@ mod tests {
         rt.shutdown();
     }
 
+    /// Two tasks on different CPUs hand a token back and forth through two events: a lost
+    /// wakeup would hang (the test harness times out) rather than pass. 10^6 rounds in release,
+    /// 10^5 in debug builds (`cargo test -p manycore-sched --release ping_pong` for the full
+    /// count).
+    #[test]
+    fn cross_core_ping_pong_loses_no_wakeup() {
+        let rounds: u64 = if cfg!(debug_assertions) {
+            100_000
+        } else {
+            1_000_000
+        };
+        let rt = Runtime::new().unwrap();
+        let (ping, pong) = (Arc::new(Event::new()), Arc::new(Event::new()));
+        let n = rt.num_cpus();
+        let hint = |cpu: usize| SpawnHint {
+            cpu: Some(cpu % n),
+            node: None,
+        };
+        let (a_ping, a_pong) = (ping.clone(), pong.clone());
+        let a = rt.spawn_with("ping".into(), hint(0), move || {
+            for _ in 0..rounds {
+                a_ping.set();
+                a_pong.wait();
+            }
+            rounds
+        });
+        let b = rt.spawn_with("pong".into(), hint(1), move || {
+            let mut seen = 0;
+            for _ in 0..rounds {
+                ping.wait();
+                seen += 1;
+                pong.set();
+            }
+            seen
+        });
+        assert_eq!(a.join().unwrap(), rounds);
+        assert_eq!(b.join().unwrap(), rounds);
+        rt.shutdown();
+    }
+
+    #[test]
+    fn an_os_thread_and_a_task_share_an_event() {
+        let rt = Runtime::new().unwrap();
+        let ev = Arc::new(Event::new());
+        let e2 = ev.clone();
+        let h = rt.spawn(move || {
+            e2.wait();
+            7
+        });
+        thread::sleep(Duration::from_millis(20));
+        ev.set();
+        assert_eq!(h.join().unwrap(), 7);
+        rt.shutdown();
+    }
+
     #[test]
     fn shutdown_leaves_no_thread_behind() {
+        let alive =
+            |tid: i32| std::path::Path::new(&std::format!("/proc/self/task/{tid}")).exists();
         let rt = Runtime::new().unwrap();
-        let prefix = rt.thread_name_prefix();
-        assert_eq!(threads_named(&prefix), rt.num_cpus(), "one worker per CPU");
+        let tids = rt.worker_tids();
+        assert_eq!(tids.len(), rt.num_cpus(), "one worker thread per CPU");
+        assert!(tids.iter().all(|&t| alive(t)));
         let hs: Vec<_> = (0..1000).map(|i| rt.spawn(move || i)).collect();
         drop(hs);
         rt.shutdown();
-        assert_eq!(threads_named(&prefix), 0, "every worker joined");
+        assert!(
+            tids.iter().all(|&t| !alive(t)),
+            "every worker thread exited: {tids:?}"
+        );
+    }
+}
+
+/// A handle to a task, to unblock it from anywhere.
+#[derive(Clone)]
+pub struct TaskWaker(TaskRef);
+
+impl TaskWaker {
+    /// Wakes the task if it is blocked (or makes its next [`block`] return at once).
+    pub fn wake(&self) {
+        let t = &self.0.0;
+        t.notify.store(true, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if t.state
+            .compare_exchange(BLOCKED, RUNNING, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            let shared = t_shared(t);
+            if let Some(shared) = shared {
+                shared.sched.wake(self.0.clone());
+            }
+        }
+    }
+}
+
+fn t_shared(t: &TaskCell) -> Option<Arc<Shared>> {
+    t.shared.get().and_then(std::sync::Weak::upgrade)
+}
+
+/// A waker for the current task (`None` outside tasks).
+pub fn current_waker() -> Option<TaskWaker> {
+    let w = current_worker();
+    if w.is_null() {
+        return None;
+    }
+    // SAFETY: as in `yield_now`.
+    let worker = unsafe { &*w };
+    let t = worker.current.take();
+    let waker = t.as_ref().map(|t| TaskWaker(t.clone()));
+    worker.current.set(t);
+    waker
+}
+
+/// Blocks the current task until a [`TaskWaker::wake`] (possibly one that came earlier).
+/// May return spuriously: callers re-check their condition. Outside a task, parks the thread
+/// briefly.
+pub fn block() {
+    let w = current_worker();
+    if w.is_null() {
+        thread::park_timeout(PARK_TIMEOUT);
+        return;
+    }
+    // SAFETY: as in `yield_now`.
+    let worker = unsafe { &*w };
+    let Some(task) = worker.current.take() else {
+        return;
+    };
+    if task.0.notify.swap(false, Ordering::SeqCst) {
+        worker.current.set(Some(task));
+        return;
+    }
+    task.0.state.store(BLOCKING, Ordering::SeqCst);
+    let ctx = task.0.ctx.get();
+    worker.current.set(Some(task));
+    // SAFETY: as in `yield_now`: the worker will not let anyone resume this task before the
+    // switch completes (it publishes BLOCKED only after).
+    unsafe { switch(ctx, (*w).ctx.get()) };
+    // Resumed: consume the token that woke us (if any).
+    let w = current_worker();
+    // SAFETY: we run on a worker thread again (maybe another one).
+    let worker = unsafe { &*w };
+    let t = worker.current.take();
+    if let Some(t) = &t {
+        t.0.notify.store(false, Ordering::SeqCst);
+    }
+    worker.current.set(t);
+}
+
+/// An auto-reset event: `set` wakes one waiter, or lets the next `wait` pass at once. Works
+/// between tasks and OS threads alike.
+#[derive(Default)]
+pub struct Event {
+    state: Mutex<EventState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct EventState {
+    set: bool,
+    waiters: std::collections::VecDeque<TaskWaker>,
+}
+
+impl Event {
+    /// A new, unset event.
+    pub fn new() -> Event {
+        Event::default()
+    }
+
+    /// Waits until the event is set, then resets it.
+    pub fn wait(&self) {
+        loop {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if st.set {
+                st.set = false;
+                return;
+            }
+            match current_waker() {
+                Some(w) => {
+                    st.waiters.push_back(w);
+                    drop(st);
+                    block();
+                }
+                None => {
+                    let _st = self
+                        .cv
+                        .wait_timeout(st, PARK_TIMEOUT)
+                        .unwrap_or_else(|p| p.into_inner());
+                }
+            }
+        }
+    }
+
+    /// Sets the event, waking one waiting task (and any waiting thread).
+    pub fn set(&self) {
+        let waker = {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.set = true;
+            st.waiters.pop_front()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        self.cv.notify_one();
     }
 }

@@ -311,8 +311,22 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         self.notify(self.idle.node_of(cpu));
     }
 
-    /// Owner: the running task yields; it goes to the back of the ring.
+    /// Owner: the running task yields; it goes to the back of the ring, behind any task waiting
+    /// in this CPU's inbox or its node's injector (pulled in first, so a yield really lets
+    /// queued work run instead of waiting for the injector interval).
     pub fn requeue(&self, cpu: usize, task: T) {
+        if !self.shared() {
+            let me = &self.cpus[cpu];
+            while me.ring.len() < me.ring.capacity() / 2 {
+                let Some(t) = me.inbox.pop() else { break };
+                self.push_local(cpu, t);
+            }
+            if me.ring.len() < me.ring.capacity() / 2
+                && let Some(t) = self.pop_injector(cpu, self.idle.node_of(cpu))
+            {
+                self.push_local(cpu, t);
+            }
+        }
         self.push_local(cpu, task)
     }
 
