@@ -344,7 +344,9 @@ impl SchedCore for RealSched {
     fn finish(&self, stats: &mut Stats) {
         let o = &self.obs;
         for i in 0..5 {
-            stats.steals[i] += o.steals[i].load(Ordering::Relaxed);
+            let steals = o.steals[i].load(Ordering::Relaxed);
+            stats.steals[i] += steals;
+            stats.sched_events += steals;
             stats.stolen_tasks[i] += o.stolen[i].load(Ordering::Relaxed);
         }
         stats.failed_probes += o.failed_probes.load(Ordering::Relaxed);
