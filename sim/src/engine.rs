@@ -69,6 +69,9 @@ struct Cpu {
     /// Announced asleep to the scheduler (`prepare_park` said sleep): its wake-up must call
     /// `finish_park`. False while it merely waits to retry a search.
     asleep: bool,
+    /// When the failed search that put it to sleep ends: it cannot run anything before, even if
+    /// it is unparked earlier (the scheduler announces the sleep at the start of the step).
+    search_until_ns: u64,
     task: u32,
     generation: u64,
     idle_since_ns: u64,
@@ -310,13 +313,10 @@ impl Env<'_> {
         c.state = CpuState::Waking;
         c.generation += 1;
         let generation = c.generation;
+        let at = (now + extra + latency).max(c.search_until_ns);
         self.stats.unparks += 1;
-        self.q.push(
-            now + extra + latency,
-            EventKind::CpuUnpark,
-            cpu as u32,
-            generation,
-        );
+        self.q
+            .push(at, EventKind::CpuUnpark, cpu as u32, generation);
     }
 }
 
@@ -495,6 +495,7 @@ fn go_idle(env: &mut Env, cpu: usize, asleep: bool) {
     }
     c.state = CpuState::Parked;
     c.asleep = asleep;
+    c.search_until_ns = env.q.now_ns() + env.overhead_ns;
     c.task = NONE;
 }
 
@@ -532,6 +533,7 @@ pub fn run(
             Cpu {
                 state: CpuState::Parked,
                 asleep: true,
+                search_until_ns: 0,
                 task: NONE,
                 generation: 0,
                 idle_since_ns: 0
