@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use manycore_sched::{Config, Observer, Platform, Policy, Scheduler, SpawnHint, Task, WakeReason};
 use manycore_topology::TierKind;
 
-use crate::cost::CostModel;
+use crate::cost::{CostModel, Distance};
 use crate::machine::Machine;
 use crate::metrics::Stats;
 
@@ -149,6 +149,10 @@ struct ObsState {
     plat: Arc<PlatState>,
     /// Cost charged to the acting CPU, not yet handed to the engine.
     pending_ns: AtomicU64,
+    /// (attempt, per task) steal costs by local tier kind (SMT, L2, LLC, node).
+    local_steal_ns: [(u64, u64); 4],
+    /// (attempt, per task) steal costs by node pair, row-major.
+    remote_steal_ns: Vec<(u64, u64)>,
     /// Per injector (node; node 0 is also the shared queue): when it is next free.
     queue_free_ns: Box<[AtomicU64]>,
     steals: [AtomicU64; 5],
@@ -164,15 +168,29 @@ fn add(a: &AtomicU64, n: u64) {
     a.store(a.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
 }
 
+impl ObsState {
+    /// (attempt, per task) cost of a steal at `tier` between two CPUs: local tiers from a
+    /// per-tier table, remote ones from a node-pair table (probes are the hot path of a search).
+    #[inline]
+    fn steal_costs(&self, thief: usize, victim: usize, tier: TierKind) -> (u64, u64) {
+        if tier == TierKind::Remote {
+            let n = self.machine.nodes();
+            self.remote_steal_ns[self.machine.node_of(thief) * n + self.machine.node_of(victim)]
+        } else {
+            self.local_steal_ns[tier.index()]
+        }
+    }
+}
+
 impl Observer for SimObs {
     fn steal(&self, thief: usize, victim: usize, tier: TierKind, count: usize) {
         let s = &self.0;
-        let d = s.machine.distance(thief, victim);
-        let mut ns = s.cost.steal_attempt.at(d);
+        let (attempt, per_task) = s.steal_costs(thief, victim, tier);
+        let mut ns = attempt;
         if count == 0 {
             add(&s.failed_probes, 1);
         } else {
-            ns += count as u64 * s.cost.steal_per_task.at(d);
+            ns += count as u64 * per_task;
             add(&s.steals[tier.index()], 1);
             add(&s.stolen[tier.index()], count as u64);
             if let Some(t) = &s.trace
@@ -386,6 +404,14 @@ pub fn build(
         cost: cost.clone(),
         plat: Arc::clone(&plat),
         pending_ns: AtomicU64::new(0),
+        local_steal_ns: [Distance::Smt, Distance::L2, Distance::Llc, Distance::Node]
+            .map(|d| (cost.steal_attempt.at(d), cost.steal_per_task.at(d))),
+        remote_steal_ns: (0..machine.nodes() * machine.nodes())
+            .map(|i| {
+                let d = machine.node_distance(i / machine.nodes(), i % machine.nodes());
+                (cost.steal_attempt.at(d), cost.steal_per_task.at(d))
+            })
+            .collect(),
         queue_free_ns: (0..machine.nodes().max(1))
             .map(|_| AtomicU64::new(0))
             .collect(),
