@@ -83,6 +83,10 @@ fn global_policy_on_mmc_server_matches_erlang_c_within_5_percent() {
         let lambda = load * f64::from(c) * mu;
         let expected = erlang_c_wait(c, lambda, mu);
         let err = (measured - expected).abs() / expected;
+        eprintln!(
+            "M/M/{c} load {load}: mean wait {measured:.1} ns, Erlang-C {expected:.1} ns ({:+.2}%)",
+            (measured - expected) / expected * 100.0
+        );
         assert!(
             err < 0.05,
             "load {load}: mean wait {measured:.1} ns vs Erlang-C {expected:.1} ns ({:.1}% off)",
