@@ -5,19 +5,42 @@
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
-pub mod depot;
-pub mod magazine;
+#[cfg(all(feature = "checked", not(loom)))]
+mod checked;
+#[cfg(not(loom))]
+pub mod cpu_cache;
+pub(crate) mod depot;
+#[cfg(not(loom))]
+pub mod heap;
+pub(crate) mod magazine;
+#[cfg(not(loom))]
+pub(crate) mod node;
 pub mod node_map;
 pub mod page_source;
-pub mod remote_free;
+pub(crate) mod remote_free;
 #[cfg(not(loom))]
-pub mod segment;
+pub(crate) mod segment;
 pub mod size_class;
+#[cfg(not(loom))]
+pub(crate) mod slab;
+#[cfg(not(loom))]
+pub mod stats;
 pub(crate) mod sync;
 #[cfg(feature = "std")]
 pub(crate) mod sys;
 
+#[cfg(not(loom))]
+pub use cpu_cache::Cache;
+#[cfg(not(loom))]
+pub use heap::Heap;
 pub use node_map::{MAX_CPUS, MAX_NODES, NodeMap, NodeMapError};
-pub use page_source::{PageSource, Placement};
 #[cfg(feature = "std")]
 pub use page_source::SystemPageSource;
+pub use page_source::{PageSource, Placement};
+#[cfg(not(loom))]
+pub use segment::{ALIGN_MAX_BYTES, SEGMENT_BYTES};
+#[cfg(not(loom))]
+pub use stats::{ClassStats, NodeStats};
+
+#[cfg(all(test, feature = "std", not(loom)))]
+mod tests;

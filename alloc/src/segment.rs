@@ -59,6 +59,8 @@ pub enum SegmentKind {
     Medium = 2,
     /// One large object.
     Large = 3,
+    /// 64 KiB cells of node metadata (magazines), kept apart so they pin no slab segment.
+    Meta = 4,
 }
 
 /// Where a slab is in its life. Protected like the slab's other fields.
@@ -96,8 +98,8 @@ pub struct SlabMeta {
     pub carved: u32,
     /// Size class of the blocks.
     pub class: u8,
-    /// [`SlabState`] as a byte.
-    pub state: u8,
+    /// [`SlabState`] as a byte. Atomic because `checked` frees read it without the lock.
+    pub state: crate::sync::AtomicU8,
 }
 
 /// The header at the base of every segment.
@@ -171,7 +173,7 @@ pub unsafe fn slab_index(seg: *mut SegmentHeader, slab: *mut SlabMeta) -> usize 
 /// Cells and the all-free mask of a kind.
 pub fn cells_of(kind: SegmentKind) -> (u8, u64) {
     match kind {
-        SegmentKind::Small => (64, u64::MAX),
+        SegmentKind::Small | SegmentKind::Meta => (64, u64::MAX),
         SegmentKind::Medium => (8, 0xff),
         SegmentKind::Large => (0, 0),
     }

@@ -1,0 +1,248 @@
+//! Host tests of the core over `SystemPageSource` and fake multi-node machines.
+
+use core::alloc::Layout;
+use std::collections::HashSet;
+use std::vec::Vec;
+
+use crate::size_class::{NUM_CLASSES, class_bytes};
+use crate::{Cache, Heap, NodeMap, SystemPageSource};
+
+fn fake_heap(nodes: usize) -> Heap<SystemPageSource> {
+    Heap::with_node_map(SystemPageSource::new(), NodeMap::fake(nodes, nodes * 2).unwrap())
+}
+
+fn fill(p: *mut u8, len: usize, tag: u8) {
+    // SAFETY: tests only call this on live blocks of at least `len` bytes.
+    unsafe { core::ptr::write_bytes(p, tag, len) };
+}
+
+fn check(p: *mut u8, len: usize, tag: u8) {
+    // SAFETY: as for `fill`.
+    let s = unsafe { core::slice::from_raw_parts(p, len) };
+    assert!(s.iter().all(|&b| b == tag), "block {p:p} lost its contents");
+}
+
+#[test]
+fn blocks_of_every_class_are_aligned_disjoint_and_keep_contents() {
+    let heap = fake_heap(1);
+    let mut cache = Cache::new(0, false);
+    let mut live = Vec::new();
+    for c in 0..NUM_CLASSES {
+        let size = class_bytes(c);
+        for k in 0..3 {
+            let p = cache.alloc(&heap, size, 8);
+            assert!(!p.is_null());
+            assert_eq!(p.addr() % 8, 0);
+            fill(p, size, (c * 3 + k) as u8);
+            live.push((p, size, (c * 3 + k) as u8));
+        }
+    }
+    let mut ranges: Vec<_> = live.iter().map(|&(p, s, _)| (p.addr(), p.addr() + s)).collect();
+    ranges.sort_unstable();
+    for w in ranges.windows(2) {
+        assert!(w[0].1 <= w[1].0, "blocks overlap: {w:x?}");
+    }
+    for &(p, s, t) in &live {
+        check(p, s, t);
+        // SAFETY: live blocks of this heap.
+        assert!(unsafe { heap.usable_size(p) } >= s);
+        // SAFETY: as above.
+        unsafe { cache.free(&heap, p) };
+    }
+    cache.flush(&heap);
+    let st = heap.stats(0);
+    assert_eq!(st.allocs(), (NUM_CLASSES * 3) as u64);
+    assert_eq!(st.frees(), (NUM_CLASSES * 3) as u64);
+    assert_eq!(st.bytes_in_use(), 0);
+}
+
+#[test]
+fn remote_free_returns_home() {
+    const NODES: usize = 4;
+    const PER_NODE: usize = 500;
+    let heap = fake_heap(NODES);
+    let mut caches: Vec<Cache> = (0..NODES).map(|n| Cache::new(n, false)).collect();
+    // Each node allocates blocks of a few classes.
+    let mut blocks: Vec<Vec<*mut u8>> = Vec::new();
+    for (n, cache) in caches.iter_mut().enumerate() {
+        let mut v = Vec::new();
+        for i in 0..PER_NODE {
+            let size = [16, 48, 200, 1000][i % 4];
+            let p = cache.alloc(&heap, size, 8);
+            assert!(!p.is_null());
+            assert_eq!(heap.source().node_of(p), Some(n), "allocated on node {n}");
+            // SAFETY: live block.
+            assert_eq!(unsafe { heap.owner_node(p) }, n);
+            v.push(p);
+        }
+        blocks.push(v);
+    }
+    // Node n's blocks are freed by node (n + 1) % NODES.
+    for n in 0..NODES {
+        let freer = (n + 1) % NODES;
+        for &p in &blocks[n] {
+            // SAFETY: live blocks, freed once.
+            unsafe { caches[freer].free(&heap, p) };
+        }
+    }
+    // Before anything is flushed, no cache may hand out another node's block. Full remote
+    // batches have already reached their owner, which reuses them.
+    let mine: HashSet<usize> = blocks[2].iter().map(|p| p.addr()).collect();
+    let mut seen_again: HashSet<usize> = HashSet::new();
+    for (n, cache) in caches.iter_mut().enumerate() {
+        let mut again = Vec::new();
+        for i in 0..PER_NODE {
+            let p = cache.alloc(&heap, [16, 48, 200, 1000][i % 4], 8);
+            assert_eq!(heap.source().node_of(p), Some(n), "cache {n} got a foreign block");
+            if n == 2 {
+                seen_again.insert(p.addr());
+            }
+            again.push(p);
+        }
+        for p in again {
+            // SAFETY: live, freed once.
+            unsafe { cache.free(&heap, p) };
+        }
+    }
+    for cache in caches.iter_mut() {
+        cache.flush(&heap);
+    }
+    // The owner takes its blocks back into its slabs (the uncached path drains the inbox
+    // first) and hands them out again.
+    let mut again = Vec::new();
+    for i in 0..PER_NODE {
+        let size = [16, 48, 200, 1000][i % 4];
+        let p = heap.alloc(2, Layout::from_size_align(size, 8).unwrap());
+        seen_again.insert(p.addr());
+        assert_eq!(heap.source().node_of(p), Some(2));
+        again.push(p);
+    }
+    let reused = mine.intersection(&seen_again).count();
+    assert!(reused > PER_NODE / 2, "only {reused} of node 2's blocks came back to its slabs");
+    for p in again {
+        // SAFETY: live, freed once.
+        unsafe { heap.free(p) };
+    }
+    heap.trim();
+    for n in 0..NODES {
+        let st = heap.stats(n);
+        assert_eq!(st.remote_frees(), PER_NODE as u64, "node {n} got its blocks back");
+        assert_eq!(st.remote_received, PER_NODE as u64);
+        assert_eq!(st.bytes_in_use(), 0, "node {n}: {st:?}");
+    }
+}
+
+#[test]
+fn large_objects_free_realloc_and_usable_size() {
+    let heap = fake_heap(2);
+    let mut cache = Cache::new(1, false);
+    for &(size, align) in &[
+        (40 << 10, 8usize),
+        (5 << 20, 8),
+        (100, 1 << 20),
+        (64, 8192),
+        ((1 << 20) + 3, 4096),
+    ] {
+        let p = cache.alloc(&heap, size, align);
+        assert!(!p.is_null(), "size {size} align {align}");
+        assert_eq!(p.addr() % align, 0);
+        // SAFETY: live block.
+        assert!(unsafe { heap.usable_size(p) } >= size);
+        assert_eq!(heap.source().node_of(p), Some(1));
+        fill(p, size, 0x5a);
+        // SAFETY: live block, reallocated with its alignment.
+        let q = unsafe { cache.realloc(&heap, p, align, size, size * 2 + 1) };
+        assert!(!q.is_null());
+        check(q, size, 0x5a);
+        // SAFETY: live block.
+        unsafe { cache.free(&heap, q) };
+    }
+    assert!(cache.alloc(&heap, 8, crate::ALIGN_MAX_BYTES * 2).is_null());
+    assert!(cache.alloc(&heap, usize::MAX - 100, 8).is_null());
+    cache.flush(&heap);
+    let st = heap.stats(1);
+    assert_eq!(st.large_bytes_in_use, 0);
+    assert_eq!(st.large_allocs, st.large_frees);
+}
+
+#[test]
+fn trim_gives_pages_back() {
+    let heap = fake_heap(1);
+    let mut cache = Cache::new(0, false);
+    let ps: Vec<_> = (0..20_000).map(|i| cache.alloc(&heap, 64 + i % 900, 8)).collect();
+    let peak = heap.source().held_bytes();
+    for p in ps {
+        // SAFETY: live, freed once.
+        unsafe { cache.free(&heap, p) };
+    }
+    cache.flush(&heap);
+    heap.trim();
+    let after = heap.source().held_bytes();
+    // What stays: the node state and the segment holding magazine metadata.
+    assert!(after <= crate::node::NodeState::PAGES_BYTES + crate::SEGMENT_BYTES, "{after} of {peak}");
+    assert!(peak > after);
+    assert_eq!(heap.stats(0).pages_held_bytes as usize, after);
+}
+
+#[test]
+fn exhausted_pages_give_null_not_panic() {
+    let heap = Heap::with_node_map(
+        SystemPageSource::with_limit_bytes(crate::SEGMENT_BYTES * 2),
+        NodeMap::single_node(),
+    );
+    let mut cache = Cache::new(0, false);
+    let mut got = Vec::new();
+    let mut nulls = 0;
+    for _ in 0..4000 {
+        let p = cache.alloc(&heap, 4096, 8);
+        if p.is_null() {
+            nulls += 1;
+        } else {
+            got.push(p);
+        }
+    }
+    assert!(nulls > 0, "the limit was reached");
+    assert!(heap.alloc(0, Layout::from_size_align(10 << 20, 8).unwrap()).is_null());
+    assert!(heap.alloc(7, Layout::from_size_align(8, 8).unwrap()).is_null(), "node beyond the map");
+    for p in got {
+        // SAFETY: live, freed once.
+        unsafe { cache.free(&heap, p) };
+    }
+}
+
+#[test]
+fn cache_stays_within_its_budget() {
+    let heap = fake_heap(1);
+    heap.set_cache_budget_bytes(256 << 10);
+    let mut cache = Cache::new(0, false);
+    for round in 0..4 {
+        for c in (0..NUM_CLASSES).step_by(3) {
+            let ps: Vec<_> = (0..200).map(|_| cache.alloc(&heap, class_bytes(c), 8)).collect();
+            for p in ps {
+                // SAFETY: live, freed once.
+                unsafe { cache.free(&heap, p) };
+            }
+            assert!(
+                cache.held_bound_bytes() <= heap.cache_budget_bytes(),
+                "round {round} class {c}: {}",
+                cache.held_bound_bytes()
+            );
+        }
+    }
+}
+
+#[test]
+fn uncached_entry_points_place_on_the_requested_node() {
+    let heap = fake_heap(4);
+    let l = Layout::from_size_align(100, 16).unwrap();
+    let ps: Vec<_> = (0..4).map(|n| heap.alloc(n, l)).collect();
+    for (n, &p) in ps.iter().enumerate() {
+        assert_eq!(heap.source().node_of(p), Some(n));
+        assert_eq!(p.addr() % 16, 0);
+    }
+    for p in ps {
+        // SAFETY: live, freed once.
+        unsafe { heap.free(p) };
+    }
+    assert_eq!((0..4).map(|n| heap.stats(n).bytes_in_use()).sum::<u64>(), 0);
+}
