@@ -23,6 +23,8 @@ enum Command {
     Topo(cli::topo::TopoArgs),
     /// Compare scheduling policies on a simulated machine (`sim sweep` for parallel sweeps).
     Sim(Box<cli::sim::SimArgs>),
+    /// Measure switch, yield, wake-to-run and spawn costs against OS threads, corosensei and tokio.
+    Bench(Box<cli::bench::BenchArgs>),
     /// Build the unikernel and boot it under QEMU on the machine a topology string describes.
     Boot(Box<cli::boot::BootArgs>),
 }
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
         Command::Topo(args) => cli::topo::run(&args),
         Command::Sim(args) => cli::sim::run(&args),
         Command::Boot(args) => cli::boot::run(&args),
+        Command::Bench(args) => cli::bench::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -914,6 +914,9 @@ pub struct Event {
 struct EventState {
     set: bool,
     waiters: std::collections::VecDeque<TaskWaker>,
+    /// OS threads (not tasks) waiting on the condvar: `set` signals it only when some are, so
+    /// task-to-task events never pay a futex system call.
+    thread_waiters: usize,
 }
 
 impl Event {
@@ -937,10 +940,12 @@ impl Event {
                     block();
                 }
                 None => {
-                    let _st = self
+                    st.thread_waiters += 1;
+                    let (mut st, _) = self
                         .cv
                         .wait_timeout(st, PARK_TIMEOUT)
                         .unwrap_or_else(|p| p.into_inner());
+                    st.thread_waiters -= 1;
                 }
             }
         }
@@ -948,14 +953,16 @@ impl Event {
 
     /// Sets the event, waking one waiting task (and any waiting thread).
     pub fn set(&self) {
-        let waker = {
+        let (waker, threads) = {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             st.set = true;
-            st.waiters.pop_front()
+            (st.waiters.pop_front(), st.thread_waiters)
         };
         if let Some(w) = waker {
             w.wake();
         }
-        self.cv.notify_one();
+        if threads > 0 {
+            self.cv.notify_one();
+        }
     }
 }

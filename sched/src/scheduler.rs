@@ -314,20 +314,40 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     /// Owner: the running task yields; it goes to the back of the ring, behind any task waiting
     /// in this CPU's inbox or its node's injector (pulled in first, so a yield really lets
     /// queued work run instead of waiting for the injector interval).
+    ///
+    /// No idle CPU is woken: a yield does not add runnable work (the task was running), and this
+    /// CPU is busy and will run it.
     pub fn requeue(&self, cpu: usize, task: T) {
-        if !self.shared() {
-            let me = &self.cpus[cpu];
-            while me.ring.len() < me.ring.capacity() / 2 {
-                let Some(t) = me.inbox.pop() else { break };
-                self.push_local(cpu, t);
-            }
-            if me.ring.len() < me.ring.capacity() / 2
-                && let Some(t) = self.pop_injector(cpu, self.idle.node_of(cpu))
-            {
-                self.push_local(cpu, t);
-            }
+        if self.shared() {
+            return self.push_local(cpu, task);
         }
-        self.push_local(cpu, task)
+        let me = &self.cpus[cpu];
+        while me.ring.len() < me.ring.capacity() / 2 {
+            let Some(t) = me.inbox.pop() else { break };
+            self.push_quiet(cpu, t);
+        }
+        if me.ring.len() < me.ring.capacity() / 2
+            && !self.injectors[self.idle.node_of(cpu)].is_empty()
+            && let Some(t) = self.pop_injector(cpu, self.idle.node_of(cpu))
+        {
+            self.push_quiet(cpu, t);
+        }
+        self.push_quiet(cpu, task);
+    }
+
+    /// `push_local` without waking anyone (the caller knows no new work appeared).
+    fn push_quiet(&self, cpu: usize, task: T) {
+        let me = &self.cpus[cpu];
+        let mut overflow = Vec::new();
+        if me.ring.push_overflow(task, &mut overflow) > 0 {
+            let node = self.idle.node_of(cpu);
+            self.injectors[self.node_injector(node)].push_batch(&mut overflow);
+            // Overflow does make work visible elsewhere: let an idle CPU help.
+            self.notify(node);
+        }
+        if self.config.stats {
+            Self::mark_waiting(&me.waiting_since_ns, self.platform.now_ns());
+        }
     }
 
     /// Puts `task` on CPU `target` (its inbox) and wakes it if it sleeps.

@@ -1,5 +1,6 @@
 //! Subcommand implementations. Each `run` returns an exit code or an error message for the user.
 
+pub mod bench;
 pub mod boot;
 pub mod sim;
 pub mod source;
