@@ -15,6 +15,14 @@ pub mod heap;
 pub(crate) mod magazine;
 #[cfg(not(loom))]
 pub(crate) mod node;
+#[cfg(not(loom))]
+pub mod node_alloc;
+#[cfg(not(loom))]
+pub mod object_cache;
+#[cfg(not(loom))]
+pub mod percpu;
+#[cfg(all(feature = "std", not(loom)))]
+pub mod global;
 pub mod node_map;
 pub mod page_source;
 pub(crate) mod remote_free;
@@ -27,12 +35,20 @@ pub(crate) mod slab;
 pub mod stats;
 pub(crate) mod sync;
 #[cfg(feature = "std")]
-pub(crate) mod sys;
+pub mod sys;
 
 #[cfg(not(loom))]
 pub use cpu_cache::Cache;
+#[cfg(all(feature = "std", not(loom)))]
+pub use global::{CacheMode, NumaSlab};
 #[cfg(not(loom))]
 pub use heap::Heap;
+#[cfg(not(loom))]
+pub use node_alloc::NodeAlloc;
+#[cfg(not(loom))]
+pub use object_cache::{ObjectBox, ObjectCache};
+#[cfg(not(loom))]
+pub use percpu::{CpuLocal, PerCpu};
 pub use node_map::{MAX_CPUS, MAX_NODES, NodeMap, NodeMapError};
 #[cfg(feature = "std")]
 pub use page_source::SystemPageSource;

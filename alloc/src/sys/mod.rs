@@ -10,3 +10,5 @@ pub(crate) fn report_and_abort(message: &str) -> ! {
         libc::abort()
     }
 }
+
+pub mod linux;

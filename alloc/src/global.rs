@@ -1,0 +1,288 @@
+//! `NumaSlab`: the user-space allocator for `#[global_allocator]`.
+//!
+//! ```ignore
+//! #[global_allocator]
+//! static A: manycore_alloc::NumaSlab = manycore_alloc::NumaSlab::new();
+//! ```
+//!
+//! Each thread gets a [`Cache`] on first use, bound to the node of the CPU it runs on and
+//! rebound when a slow path finds it on another node. The cache lives in the heap itself; a
+//! thread-local pointer (const-initialized, no destructor, so reading it never allocates)
+//! finds it, and a pthread key destructor flushes and frees it when the thread exits. After
+//! that, late frees and allocations from other thread-exit code go to the heap directly.
+//!
+//! **Mode**: caches are per thread ([`CacheMode::PerThread`]). rseq is used only to read the
+//! current CPU cheaply; no restartable per-CPU critical section is implemented, so per-CPU
+//! caches in user space are not claimed.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::cell::Cell;
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::cpu_cache::Cache;
+use crate::heap::Heap;
+use crate::node_alloc::NodeAlloc;
+use crate::stats::NodeStats;
+use crate::sys::linux::{CpuIdSource, LinuxPageSource, NodePolicy};
+
+/// How the fast path is organized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheMode {
+    /// One cache per thread, bound to the node the thread runs on (user space).
+    PerThread,
+    /// One cache per CPU with preemption held off (the kernel front-end, [`crate::PerCpu`]).
+    PerCpu,
+}
+
+/// Heaps one thread can keep a cache for at once; further heaps run uncached on that thread.
+const TLS_SLOTS: usize = 4;
+/// Marks a slot whose thread has exited (its cache is gone).
+const DEAD: *mut Cache = 1 as *mut Cache;
+
+std::thread_local! {
+    /// `(heap address, cache)` pairs of the calling thread. Owned by the thread.
+    static SLOTS: [Cell<(usize, *mut Cache)>; TLS_SLOTS] =
+        const { [const { Cell::new((0, ptr::null_mut())) }; TLS_SLOTS] };
+}
+
+/// pthread key (plus one; 0 = not created) whose destructor flushes the thread's caches.
+static EXIT_KEY: AtomicUsize = AtomicUsize::new(0);
+
+/// The NUMA-local allocator over Linux pages.
+///
+/// Use it as a `static` (the `#[global_allocator]` or another static): threads keep pointers
+/// to it until they exit, so dropping one that a thread has used aborts the program.
+pub struct NumaSlab {
+    /// The heap. Shared by all threads.
+    heap: Heap<LinuxPageSource>,
+    /// Set once a thread has cached a pointer to this allocator.
+    used: AtomicBool,
+}
+
+impl core::fmt::Debug for NumaSlab {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("NumaSlab").field("heap", &self.heap).finish()
+    }
+}
+
+impl Default for NumaSlab {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for NumaSlab {
+    fn drop(&mut self) {
+        if self.used.load(Ordering::Relaxed) {
+            crate::sys::report_and_abort(
+                "manycore-alloc: a NumaSlab used by threads was dropped; keep it in a static",
+            );
+        }
+    }
+}
+
+impl NumaSlab {
+    /// An allocator with `MPOL_PREFERRED` placement that discovers the machine on first use.
+    pub const fn new() -> Self {
+        Self::with_policy(NodePolicy::Preferred)
+    }
+
+    /// An allocator with the given node policy.
+    pub const fn with_policy(policy: NodePolicy) -> Self {
+        NumaSlab {
+            heap: Heap::new(LinuxPageSource::new(policy)),
+            used: AtomicBool::new(false),
+        }
+    }
+
+    /// The heap (statistics, `trim`, placement checks, uncached entry points).
+    pub fn heap(&self) -> &Heap<LinuxPageSource> {
+        &self.heap
+    }
+
+    /// Which fast path is in use: always [`CacheMode::PerThread`] in user space.
+    pub fn cache_mode(&self) -> CacheMode {
+        CacheMode::PerThread
+    }
+
+    /// Where the current CPU (hence node) comes from: rseq or `sched_getcpu`.
+    pub fn cpu_id_source(&self) -> CpuIdSource {
+        crate::sys::linux::cpu_id_source()
+    }
+
+    /// Counters of node `node`.
+    pub fn stats(&self, node: usize) -> NodeStats {
+        self.heap.stats(node)
+    }
+
+    /// Flushes the calling thread's cache, then returns what the heap can spare (see
+    /// [`Heap::trim`]).
+    pub fn trim(&self) {
+        self.flush_thread_cache();
+        self.heap.trim();
+    }
+
+    /// Returns the calling thread's magazines and remote batches to their nodes and publishes
+    /// its counters.
+    pub fn flush_thread_cache(&self) {
+        let cache = self.thread_cache();
+        if !cache.is_null() && cache != DEAD {
+            // SAFETY: the thread's own cache, not in use elsewhere (this thread is here).
+            unsafe { (*cache).flush(&self.heap) };
+        }
+    }
+
+    /// A handle that allocates on node `node` (an allocator-api2 `Allocator`).
+    pub fn alloc_on_node(&self, node: usize) -> NodeAlloc<'_, LinuxPageSource> {
+        self.heap.alloc_on_node(node)
+    }
+
+    /// The node the calling thread's cache serves (creating the cache).
+    pub fn current_node(&self) -> usize {
+        let c = self.thread_cache();
+        if c.is_null() || c == DEAD {
+            return 0;
+        }
+        // SAFETY: the thread's own live cache.
+        unsafe { (*c).node() }
+    }
+
+    /// The calling thread's cache for this heap: created on first use; null when the thread
+    /// cannot have one (no free slot, no memory), `DEAD` after the thread's exit hook ran.
+    #[inline]
+    fn thread_cache(&self) -> *mut Cache {
+        let me = self as *const NumaSlab as usize;
+        let r = SLOTS.try_with(|slots| {
+            let (h, c) = slots[0].get();
+            if h == me {
+                return c;
+            }
+            self.thread_cache_slow(slots, me)
+        });
+        r.unwrap_or(ptr::null_mut())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn thread_cache_slow(&self, slots: &[Cell<(usize, *mut Cache)>; TLS_SLOTS], me: usize) -> *mut Cache {
+        for s in slots.iter() {
+            let (h, c) = s.get();
+            if h == me {
+                return c;
+            }
+        }
+        let Some(free) = slots.iter().find(|s| s.get().0 == 0) else {
+            return ptr::null_mut();
+        };
+        if !register_exit_hook() {
+            return ptr::null_mut();
+        }
+        let node = crate::sys::linux::current_cpu()
+            .map(|cpu| self.heap.node_of_cpu(cpu))
+            .unwrap_or(0);
+        let p = self.heap.alloc(node, Layout::new::<Cache>()).cast::<Cache>();
+        if p.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: a fresh block of Cache's size and alignment (class sizes are multiples of 8,
+        // Cache needs 8).
+        unsafe { p.write(Cache::new(node, true)) };
+        self.used.store(true, Ordering::Relaxed);
+        free.set((me, p));
+        p
+    }
+}
+
+/// Creates the process's exit key once and arms it for this thread.
+fn register_exit_hook() -> bool {
+    let mut k = EXIT_KEY.load(Ordering::Acquire);
+    if k == 0 {
+        let mut key: libc::pthread_key_t = 0;
+        // SAFETY: a valid out-pointer and an `extern "C"` destructor.
+        if unsafe { libc::pthread_key_create(&mut key, Some(thread_exit)) } != 0 {
+            return false;
+        }
+        match EXIT_KEY.compare_exchange(0, key as usize + 1, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => k = key as usize + 1,
+            Err(other) => {
+                // SAFETY: our key, never armed.
+                unsafe { libc::pthread_key_delete(key) };
+                k = other;
+            }
+        }
+    }
+    // SAFETY: a key created above; any non-null value arms the destructor for this thread.
+    unsafe { libc::pthread_setspecific((k - 1) as libc::pthread_key_t, 1 as *const libc::c_void) == 0 }
+}
+
+/// Thread exit: flush and free every cache of the thread, mark its slots dead.
+unsafe extern "C" fn thread_exit(_: *mut libc::c_void) {
+    let _ = SLOTS.try_with(|slots| {
+        for s in slots.iter() {
+            let (h, c) = s.get();
+            if h == 0 || c.is_null() || c == DEAD {
+                continue;
+            }
+            s.set((h, DEAD));
+            // SAFETY: `h` is the address of a NumaSlab that a live thread used, which must be a
+            // static (see `NumaSlab`'s doc and Drop); `c` is this thread's cache in it.
+            unsafe {
+                let slab = &*(h as *const NumaSlab);
+                (*c).flush(&slab.heap);
+                slab.heap.free(c.cast());
+            }
+        }
+    });
+}
+
+// SAFETY: every block comes from the heap with at least the layout's size and alignment;
+// failures return null; frees go back to the heap the block came from (this one).
+unsafe impl GlobalAlloc for NumaSlab {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let c = self.thread_cache();
+        if c.is_null() || c == DEAD {
+            return self.heap.alloc(0, layout);
+        }
+        // SAFETY: the thread's own cache; no other reference to it is live (the allocator is
+        // not reentrant on a thread: nothing below calls back into it).
+        unsafe { (*c).alloc(&self.heap, layout.size(), layout.align()) }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
+        let c = self.thread_cache();
+        if c.is_null() || c == DEAD {
+            // SAFETY: the caller's contract: `p` came from this allocator.
+            return unsafe { self.heap.free(p) };
+        }
+        // SAFETY: as in `alloc`; `p` came from this heap.
+        unsafe { (*c).free(&self.heap, p) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let c = self.thread_cache();
+        if c.is_null() || c == DEAD {
+            // SAFETY: the caller's contract for `realloc`.
+            if unsafe { self.heap.resize_in_place(p, layout.align(), new_size) } {
+                return p;
+            }
+            let Ok(nl) = Layout::from_size_align(new_size, layout.align()) else {
+                return ptr::null_mut();
+            };
+            let q = self.heap.alloc(0, nl);
+            if !q.is_null() {
+                // SAFETY: distinct live blocks of at least min(old, new) bytes.
+                unsafe {
+                    ptr::copy_nonoverlapping(p, q, layout.size().min(new_size));
+                    self.heap.free(p);
+                }
+            }
+            return q;
+        }
+        // SAFETY: as in `alloc`; the caller's contract for `realloc`.
+        unsafe { (*c).realloc(&self.heap, p, layout.align(), layout.size(), new_size) }
+    }
+}
