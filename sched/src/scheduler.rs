@@ -635,10 +635,21 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
 
     /// Whether any CPU's queues hold stealable work (the machine's last searcher checks this
     /// before sleeping, so work pushed while everyone searched is not left behind).
-    fn any_stealable(&self) -> bool {
-        self.cpus
-            .iter()
-            .any(|c| !c.ring.is_empty() || !c.inbox.is_empty())
+    ///
+    /// Counts only work `cpu` would take: a remote ring must hold the policy's remote minimum,
+    /// otherwise a CPU would be refused sleep for work it then declines to steal (found by the
+    /// simulator: thousands of futile wake-search cycles).
+    fn any_stealable(&self, cpu: usize) -> bool {
+        let node = self.topo.node_of(cpu);
+        let remote_min = self.policy.steal_min_tasks(TierKind::Remote).max(1);
+        self.cpus.iter().enumerate().any(|(c, q)| {
+            let min = if self.topo.node_of(c) == node {
+                1
+            } else {
+                remote_min
+            };
+            q.ring.len() >= min || !q.inbox.is_empty()
+        })
     }
 
     /// `cpu` found nothing: announce sleep, re-check, and park through the platform until woken
@@ -665,7 +676,9 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         self.idle.announce_sleep(cpu);
         fence(Ordering::SeqCst);
         let recheck = self.has_work_for(cpu)
-            || (self.policy.steals() && self.idle.searching_total() == 0 && self.any_stealable());
+            || (self.policy.steals()
+                && self.idle.searching_total() == 0
+                && self.any_stealable(cpu));
         if recheck {
             // Cancel; if someone claimed us meanwhile, their unpark leaves a token that makes a
             // later park return at once: harmless.
