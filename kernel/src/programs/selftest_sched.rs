@@ -120,6 +120,10 @@ pub fn mutex_is_exact_under_contention() -> Result<String, String> {
     let threads = 2 * ncpus;
     let rounds = 200u64;
     let m = Arc::new(Mutex::new(0u64));
+    // Hold the mutex while the lockers start, until one of them has had to sleep on it: the
+    // contention this check exists for is then certain rather than left to timing (under TCG
+    // the threads could otherwise run one after another).
+    let held = m.lock();
     let mut hs = Vec::new();
     for t in 0..threads {
         let m = m.clone();
@@ -135,6 +139,12 @@ pub fn mutex_is_exact_under_contention() -> Result<String, String> {
             .map_err(String::from)?,
         );
     }
+    let mut yields = 0u64;
+    while m.waits.load(Ordering::Relaxed) == 0 && yields < 10_000_000 {
+        thread::yield_now();
+        yields += 1;
+    }
+    drop(held);
     join_all(hs);
     let total = *m.lock();
     let waits = m.waits.load(Ordering::Relaxed);
