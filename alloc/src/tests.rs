@@ -246,3 +246,161 @@ fn uncached_entry_points_place_on_the_requested_node() {
     }
     assert_eq!((0..4).map(|n| heap.stats(n).bytes_in_use()).sum::<u64>(), 0);
 }
+
+mod percpu_hooks {
+    use core::cell::Cell;
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::CpuLocal;
+
+    std::thread_local! {
+        pub static CPU: Cell<usize> = const { Cell::new(0) };
+        pub static DEPTH: Cell<u32> = const { Cell::new(0) };
+    }
+
+    /// Each test thread plays one CPU; preemption depth is tracked per thread.
+    pub struct FakeCpus {
+        pub disables: AtomicUsize,
+    }
+
+    // SAFETY: each test thread sets a distinct CPU and is the only user of it, which is what
+    // preemption-off guarantees in a kernel.
+    unsafe impl CpuLocal for FakeCpus {
+        fn current_cpu(&self) -> usize {
+            assert!(DEPTH.with(Cell::get) > 0, "CPU read with preemption on");
+            CPU.with(Cell::get)
+        }
+        fn preempt_disable(&self) {
+            self.disables.fetch_add(1, Ordering::Relaxed);
+            DEPTH.with(|d| d.set(d.get() + 1));
+        }
+        fn preempt_enable(&self) {
+            DEPTH.with(|d| {
+                assert!(d.get() > 0, "unbalanced preempt_enable");
+                d.set(d.get() - 1)
+            });
+        }
+    }
+}
+
+#[test]
+fn per_cpu_front_end_holds_preemption_and_places_on_the_cpu_node() {
+    use core::alloc::GlobalAlloc;
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    use percpu_hooks::{CPU, DEPTH, FakeCpus};
+
+    let a = std::boxed::Box::new(crate::PerCpu::new(
+        SystemPageSource::new(),
+        NodeMap::fake(2, 4).unwrap(),
+        FakeCpus {
+            disables: AtomicUsize::new(0),
+        },
+    ));
+    let a = &*a;
+    std::thread::scope(|s| {
+        for cpu in 0..4usize {
+            s.spawn(move || {
+                CPU.with(|c| c.set(cpu));
+                let l = Layout::from_size_align(96, 8).unwrap();
+                let mut ps = Vec::new();
+                for _ in 0..1000 {
+                    // SAFETY: non-zero layout.
+                    let p = unsafe { a.alloc(l) };
+                    assert_eq!(a.heap().source().node_of(p), Some(cpu * 2 / 4));
+                    ps.push(p);
+                }
+                for p in ps {
+                    // SAFETY: freed once.
+                    unsafe { a.dealloc(p, l) };
+                }
+                assert_eq!(DEPTH.with(|d| d.get()), 0, "preemption re-enabled");
+            });
+        }
+    });
+    assert!(a.cpu().disables.load(Ordering::Relaxed) >= 8000);
+}
+
+#[test]
+fn node_handles_and_object_caches_place_on_their_node() {
+    let heap = fake_heap(4);
+    let on3 = heap.alloc_on_node(3);
+    let mut v = allocator_api2::vec::Vec::new_in(on3);
+    for i in 0..10_000u64 {
+        v.push(i);
+    }
+    assert_eq!(heap.source().node_of(v.as_ptr().cast()), Some(3));
+    assert_eq!(v.iter().sum::<u64>(), 10_000 * 9_999 / 2);
+    drop(v);
+
+    #[derive(Debug)]
+    struct Conn {
+        id: u64,
+        buf: [u8; 200],
+    }
+    let conns = crate::ObjectCache::<Conn, _>::new(&heap, 1);
+    let boxes: Vec<_> = (0..100)
+        .map(|id| conns.alloc(Conn { id, buf: [id as u8; 200] }).unwrap())
+        .collect();
+    for (i, b) in boxes.iter().enumerate() {
+        assert_eq!(b.id, i as u64);
+        assert!(b.buf.iter().all(|&x| x == i as u8));
+        assert_eq!(heap.source().node_of(b.as_ptr().cast()), Some(1));
+    }
+    drop(boxes);
+    assert_eq!(heap.stats(1).bytes_in_use(), 0);
+    assert_eq!(heap.stats(3).bytes_in_use(), 0);
+}
+
+/// A page source whose "current CPU" a test moves.
+struct MovingCpu {
+    inner: SystemPageSource,
+    cpu: core::sync::atomic::AtomicUsize,
+}
+
+// SAFETY: delegates pages to SystemPageSource unchanged.
+unsafe impl crate::PageSource for MovingCpu {
+    fn alloc_pages(&self, b: usize, a: usize, n: usize) -> Option<core::ptr::NonNull<u8>> {
+        self.inner.alloc_pages(b, a, n)
+    }
+    unsafe fn free_pages(&self, p: core::ptr::NonNull<u8>, b: usize, n: usize) {
+        // SAFETY: forwarded precondition.
+        unsafe { self.inner.free_pages(p, b, n) }
+    }
+    fn current_cpu(&self) -> Option<usize> {
+        Some(self.cpu.load(core::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+#[test]
+fn migrated_thread_cache_rebinds_and_never_mixes_nodes() {
+    use core::sync::atomic::Ordering;
+    let heap = Heap::with_node_map(
+        MovingCpu {
+            inner: SystemPageSource::new(),
+            cpu: core::sync::atomic::AtomicUsize::new(0),
+        },
+        NodeMap::fake(2, 2).unwrap(),
+    );
+    let mut cache = Cache::new(0, true);
+    let a: Vec<_> = (0..300).map(|_| cache.alloc(&heap, 64, 8)).collect();
+    // The thread moves to CPU 1 (node 1) and frees node 0's blocks there.
+    heap.source().cpu.store(1, Ordering::Relaxed);
+    for &p in &a {
+        // SAFETY: freed once.
+        unsafe { cache.free(&heap, p) };
+    }
+    assert_eq!(cache.node(), 1, "a slow path noticed the move");
+    let b: Vec<_> = (0..300).map(|_| cache.alloc(&heap, 64, 8)).collect();
+    for &p in &b {
+        assert_eq!(heap.source().inner.node_of(p), Some(1), "only node 1 blocks after the move");
+    }
+    for p in b {
+        // SAFETY: freed once.
+        unsafe { cache.free(&heap, p) };
+    }
+    cache.flush(&heap);
+    heap.trim();
+    assert_eq!(heap.stats(0).bytes_in_use(), 0);
+    assert!(heap.stats(0).remote_frees() > 0);
+}
