@@ -150,7 +150,7 @@ pub(crate) fn on_free<P: PageSource>(heap: &Heap<P>, p: *mut u8) {
     // SAFETY: the registry holds only live segment bases, so the header is mapped and valid.
     unsafe {
         if (*seg).magic != SEGMENT_MAGIC {
-            fail(heap, "invalid free (segment not in use)", p);
+            fail(heap, "invalid free (segment not in use: a double free?)", p);
         }
         if (*seg).kind == SegmentKind::Large as u8 {
             if p.addr() != seg.addr() + (*seg).large_offset {
