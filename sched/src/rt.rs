@@ -151,6 +151,10 @@ struct Worker {
     ctx: UnsafeCell<Context>,
     /// The task running now.
     current: Cell<Option<TaskRef>>,
+    /// The running task's guard page and name, for the SIGSEGV handler (which may not touch
+    /// `current`): `(guard start, guard end)` and `(name pointer, name length)`.
+    guard: Cell<(usize, usize)>,
+    name: Cell<(*const u8, usize)>,
 }
 
 /// Builds a [`Runtime`].
@@ -561,7 +565,10 @@ fn worker_main(shared: Arc<Shared>, cpu: usize, pin: Option<usize>, name: String
         cpu,
         ctx: UnsafeCell::new(Context::new()),
         current: Cell::new(None),
+        guard: Cell::new((0, 0)),
+        name: Cell::new((core::ptr::null(), 0)),
     };
+    overflow::install_for_this_thread();
     WORKER.with(|w| w.set(&worker));
     SHARED.with(|s| s.set(&shared));
     let sched = &shared.sched;
@@ -616,6 +623,17 @@ fn run(shared: &Arc<Shared>, worker: &Worker, task: TaskRef) {
     }
     task.0.state.store(RUNNING, Ordering::Release);
     let ctx = task.0.ctx.get();
+    if let Some(st) = task
+        .0
+        .stack
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+    {
+        let g = st.guard();
+        worker.guard.set((g.start, g.end));
+    }
+    worker.name.set((task.0.name.as_ptr(), task.0.name.len()));
     worker.current.set(Some(task));
     // SAFETY: the task's context was prepared by init_stack or saved by its last switch away;
     // its stack is alive (owned by the task); the worker's context is ours to fill.
@@ -809,6 +827,52 @@ mod tests {
         rt.shutdown();
     }
 
+    /// A task that overflows its stack gets a message naming it, and the process aborts
+    /// instead of corrupting memory. Runs the overflow in a child process (this test binary,
+    /// re-executed) and checks its stderr and its death by SIGABRT.
+    #[test]
+    fn stack_overflow_is_reported_naming_the_task() {
+        if std::env::var_os("MANYCORE_OVERFLOW_CHILD").is_some() {
+            let rt = Builder::new().stack_bytes(64 * 1024).build().unwrap();
+            #[inline(never)]
+            fn recurse(n: u64) -> u64 {
+                let pad = [n; 64];
+                core::hint::black_box(&pad);
+                if n == 0 {
+                    0
+                } else {
+                    recurse(n - 1).wrapping_add(core::hint::black_box(pad[3]))
+                }
+            }
+            let h = rt.spawn_with("deep-recursion".into(), SpawnHint::default(), || {
+                recurse(1 << 30)
+            });
+            let _ = h.join();
+            unreachable!("the overflow must abort the process");
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "rt::tests::stack_overflow_is_reported_naming_the_task",
+                "--nocapture",
+            ])
+            .env("MANYCORE_OVERFLOW_CHILD", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("task 'deep-recursion' overflowed its stack"),
+            "stderr: {stderr}"
+        );
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGABRT),
+            "status {:?}",
+            out.status
+        );
+    }
+
     #[test]
     fn shutdown_leaves_no_thread_behind() {
         let alive =
@@ -964,5 +1028,85 @@ impl Event {
         if threads > 0 {
             self.cv.notify_one();
         }
+    }
+}
+
+/// Stack overflow reporting: a task that runs off its stack touches its guard page; the SIGSEGV
+/// handler (on a per-worker alternate signal stack, since the task's stack is exhausted) checks
+/// the fault address against the running task's guard page, writes
+/// `manycore: task 'NAME' overflowed its stack` to stderr with async-signal-safe `write`, and
+/// aborts. The process cannot continue safely: the task was interrupted at an arbitrary point,
+/// possibly holding locks. Any other fault is handed back to the default action.
+mod overflow {
+    use std::sync::Once;
+
+    use super::current_worker;
+
+    const ALT_STACK_BYTES: usize = 64 * 1024;
+
+    fn write_stderr(bytes: &[u8]) {
+        // SAFETY: write(2) is async-signal-safe; the buffer is valid for its length.
+        unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+    }
+
+    extern "C" fn on_segv(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+        // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+        let addr = unsafe { (*info).si_addr() } as usize;
+        let w = current_worker();
+        if !w.is_null() {
+            // SAFETY: a non-null WORKER is this thread's live worker; the cells hold Copy values
+            // set by this same thread.
+            let (guard, name) = unsafe { ((*w).guard.get(), (*w).name.get()) };
+            if (guard.0..guard.1).contains(&addr) {
+                write_stderr(b"manycore: task '");
+                if !name.0.is_null() {
+                    // SAFETY: the name belongs to the running task, which is alive (it is the
+                    // one that faulted).
+                    write_stderr(unsafe { core::slice::from_raw_parts(name.0, name.1) });
+                }
+                write_stderr(b"' overflowed its stack (hit the guard page)\n");
+                // SAFETY: abort is async-signal-safe.
+                unsafe { libc::abort() };
+            }
+        }
+        // Not ours: restore the default action and return, so the fault repeats and kills the
+        // process the usual way.
+        // SAFETY: resetting a signal's disposition to SIG_DFL is async-signal-safe.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+
+    /// Gives this thread an alternate signal stack and installs the handler (once per process).
+    pub(super) fn install_for_this_thread() {
+        // SAFETY: an anonymous mapping for the alternate stack, leaked deliberately (it must
+        // outlive any signal delivered to this thread; workers are few and long-lived).
+        unsafe {
+            let stack = libc::mmap(
+                core::ptr::null_mut(),
+                ALT_STACK_BYTES,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if stack != libc::MAP_FAILED {
+                let ss = libc::stack_t {
+                    ss_sp: stack,
+                    ss_flags: 0,
+                    ss_size: ALT_STACK_BYTES,
+                };
+                libc::sigaltstack(&ss, core::ptr::null_mut());
+            }
+        }
+        static INSTALL: Once = Once::new();
+        INSTALL.call_once(|| {
+            // SAFETY: a zeroed sigaction is valid; we fill handler, flags and an empty mask.
+            unsafe {
+                let mut sa: libc::sigaction = core::mem::zeroed();
+                sa.sa_sigaction = on_segv as *const () as usize;
+                sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+                libc::sigemptyset(&mut sa.sa_mask);
+                libc::sigaction(libc::SIGSEGV, &sa, core::ptr::null_mut());
+            }
+        });
     }
 }
