@@ -244,3 +244,98 @@ mod tests {
         }
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use loom::sync::Arc;
+    use loom::thread;
+    use std::boxed::Box;
+    use std::vec::Vec;
+
+    use super::*;
+    use crate::size_class::MAGAZINE_CAPACITY_MAX;
+    use crate::sync::SpinLock;
+
+    fn mag(items: &[usize]) -> usize {
+        let mut m = Box::new(Magazine {
+            count: items.len() as u32,
+            cap: 2,
+            next: ptr::null_mut(),
+            items: [ptr::null_mut(); MAGAZINE_CAPACITY_MAX],
+        });
+        for (i, &x) in items.iter().enumerate() {
+            m.items[i] = x as *mut u8;
+        }
+        Box::into_raw(m) as usize
+    }
+
+    /// An allocating cache (trades its empty magazine for a full one) and a freeing cache
+    /// (trades its full magazine for an empty one) meet at one depot under its lock: no
+    /// magazine is lost or owned twice, and every block stays in exactly one magazine.
+    #[test]
+    fn loom_depot_exchange_conserves_magazines_and_blocks() {
+        loom::model(|| {
+            let depot = Arc::new(SpinLock::new(Depot::new()));
+            let seeded = mag(&[1, 2]);
+            // SAFETY: a fresh magazine handed to the depot.
+            depot.with(|d| unsafe { d.push_full(seeded as *mut Magazine).unwrap() });
+            let alloc_side = {
+                let depot = depot.clone();
+                let mine = mag(&[]);
+                thread::spawn(move || {
+                    depot.with(|d| {
+                        let full = d.pop_full();
+                        // SAFETY: our empty magazine goes to the depot.
+                        unsafe { d.push_empty(mine as *mut Magazine).unwrap() };
+                        full as usize
+                    })
+                })
+            };
+            let free_side = {
+                let depot = depot.clone();
+                let mine = mag(&[3, 4]);
+                thread::spawn(move || {
+                    depot.with(|d| {
+                        // SAFETY: our full magazine goes to the depot.
+                        unsafe { d.push_full(mine as *mut Magazine).unwrap() };
+                        d.pop_empty() as usize
+                    })
+                })
+            };
+            let got_full = alloc_side.join().unwrap();
+            let got_empty = free_side.join().unwrap();
+            let (rest_full, rest_empty) = depot.with(|d| d.reap(true));
+            let mut owned: Vec<usize> = Vec::new();
+            let mut blocks: Vec<usize> = Vec::new();
+            let mut visit = |m: usize, owned: &mut Vec<usize>| {
+                if m == 0 {
+                    return;
+                }
+                owned.push(m);
+                // SAFETY: magazines built above, alive until the end of the model.
+                let mm = unsafe { &*(m as *const Magazine) };
+                blocks.extend(mm.items[..mm.count as usize].iter().map(|&p| p as usize));
+            };
+            visit(got_full, &mut owned);
+            visit(got_empty, &mut owned);
+            for head in [rest_full, rest_empty] {
+                let mut m = head;
+                while !m.is_null() {
+                    visit(m as usize, &mut owned);
+                    // SAFETY: as above.
+                    m = unsafe { (*m).next };
+                }
+            }
+            assert!(got_full != 0, "the allocating side always finds a full magazine");
+            owned.sort_unstable();
+            owned.dedup();
+            assert_eq!(owned.len(), 3, "three distinct magazines, none lost or duplicated");
+            blocks.sort_unstable();
+            assert_eq!(blocks, [1, 2, 3, 4], "every block in exactly one magazine");
+            for m in owned {
+                // SAFETY: each box freed once.
+                drop(unsafe { Box::from_raw(m as *mut Magazine) });
+            }
+        });
+    }
+}

@@ -62,6 +62,30 @@ impl<P: PageSource> core::fmt::Debug for Heap<P> {
     }
 }
 
+impl<P: PageSource> Drop for Heap<P> {
+    /// Returns every page to the source. Blocks still held become dangling, like those of a
+    /// dropped arena; caches of this heap must not be used afterwards.
+    fn drop(&mut self) {
+        for node in 0..MAX_NODES {
+            let p = self.nodes[node].load(Ordering::Acquire);
+            if p.is_null() {
+                continue;
+            }
+            let ctx = self.ctx(node);
+            // SAFETY: `&mut self`: no thread uses the heap any more; the node state and its
+            // pages came from this source with these arguments.
+            unsafe {
+                (*p).release_everything(&ctx);
+                self.source.free_pages(
+                    NonNull::new_unchecked(p.cast()),
+                    NodeState::PAGES_BYTES,
+                    ctx.os_node,
+                );
+            }
+        }
+    }
+}
+
 impl<P: PageSource> Heap<P> {
     /// A heap that learns the machine from `source` on first use (one node when it cannot).
     pub const fn new(source: P) -> Self {

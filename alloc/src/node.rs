@@ -303,6 +303,33 @@ impl NodeState {
         });
     }
 
+    /// Gives every mapping of the node back to the page source (the heap is being dropped).
+    ///
+    /// # Safety
+    /// 1. Nothing uses any block, magazine or slab of this node afterwards.
+    pub(crate) unsafe fn release_everything<P: PageSource>(&self, ctx: &PageCtx<'_, P>) {
+        self.release_cached_segments(ctx);
+        self.segments.with(|pool| {
+            let mut s = pool.all;
+            while !s.is_null() {
+                // SAFETY: precondition 1; listed segments are valid until freed here.
+                unsafe {
+                    let next = (*s).all_next;
+                    let bytes = (*s).mapping_bytes;
+                    (*s).magic = 0;
+                    #[cfg(feature = "checked")]
+                    crate::checked::unregister(s.cast());
+                    ctx.source
+                        .free_pages(NonNull::new_unchecked(s.cast()), bytes, ctx.os_node);
+                    stats::sub(&self.stats.pages_held_bytes, bytes as u64);
+                    s = next;
+                }
+            }
+            pool.all = ptr::null_mut();
+            pool.avail = [ptr::null_mut(); 4];
+        });
+    }
+
     /// Calls `f(base, bytes)` for every segment and large mapping of the node, under the
     /// segment lock.
     pub(crate) fn for_each_mapping(&self, mut f: impl FnMut(*mut u8, usize)) {

@@ -236,7 +236,7 @@ mod loom_tests {
                 })
                 .collect();
             let mut got = Vec::new();
-            let mut drain = |got: &mut Vec<usize>| {
+            let drain = |got: &mut Vec<usize>| {
                 let mut p = inbox.take_all();
                 while !p.is_null() {
                     got.push(p as usize);

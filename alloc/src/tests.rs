@@ -404,3 +404,44 @@ fn migrated_thread_cache_rebinds_and_never_mixes_nodes() {
     assert_eq!(heap.stats(0).bytes_in_use(), 0);
     assert!(heap.stats(0).remote_frees() > 0);
 }
+
+/// The core paths in a size Miri runs in minutes: two nodes, remote frees, depot trades,
+/// large objects, realloc, trim, and dropping the heap (no leak).
+/// `cargo +nightly miri test -p manycore-alloc --lib miri_`
+#[test]
+fn miri_core_paths_two_nodes() {
+    let heap = fake_heap(2);
+    let mut c0 = Cache::new(0, false);
+    let mut c1 = Cache::new(1, false);
+    let mut ps = Vec::new();
+    for i in 0..150usize {
+        let size = [8, 24, 300][i % 3];
+        let p = c0.alloc(&heap, size, 8);
+        fill(p, size, i as u8);
+        ps.push((p, size, i as u8));
+    }
+    for &(p, size, tag) in &ps {
+        check(p, size, tag);
+        // SAFETY: live, freed once, by the other node's cache (remote path).
+        unsafe { c1.free(&heap, p) };
+    }
+    let big = c1.alloc(&heap, 50_000, 64);
+    fill(big, 50_000, 9);
+    // SAFETY: live block.
+    let big = unsafe { c1.realloc(&heap, big, 64, 50_000, 70_000) };
+    check(big, 50_000, 9);
+    let small = c0.alloc(&heap, 40, 16);
+    // SAFETY: live block, grown out of its class.
+    let small = unsafe { c0.realloc(&heap, small, 16, 40, 5000) };
+    // SAFETY: live blocks freed once.
+    unsafe {
+        c0.free(&heap, big);
+        c1.free(&heap, small);
+    }
+    c0.flush(&heap);
+    c1.flush(&heap);
+    heap.trim();
+    assert_eq!(heap.stats(0).remote_frees(), 151, "150 blocks and the realloc result");
+    assert_eq!(heap.stats(0).bytes_in_use() + heap.stats(1).bytes_in_use(), 0);
+    drop(heap);
+}

@@ -11,4 +11,5 @@ pub(crate) fn report_and_abort(message: &str) -> ! {
     }
 }
 
+#[cfg(not(loom))]
 pub mod linux;
