@@ -7,8 +7,8 @@ use std::hint::black_box;
 
 use corosensei::{Coroutine, CoroutineResult};
 use criterion::Criterion;
-use manycore_sched::arch::{Context, init_stack, switch, switch_preempt};
-use manycore_sched::stack::Stack;
+use manycore_sched::arch::{Context, SwitchKind, init_stack, switch, switch_preempt};
+use manycore_sched::stack::{MmapStack, TaskStack};
 
 struct Pair {
     main: Context,
@@ -34,7 +34,7 @@ extern "sysv64" fn bounce(arg: usize) -> ! {
 fn round_trips(c: &mut Criterion) {
     let mut g = c.benchmark_group("switch_round_trip");
     for preempt in [false, true] {
-        let stack = Stack::new(64 * 1024).unwrap();
+        let stack = MmapStack::new(64 * 1024).unwrap();
         let mut p = Box::new(Pair {
             main: Context::new(),
             task: Context::new(),
@@ -42,7 +42,12 @@ fn round_trips(c: &mut Criterion) {
         });
         let arg = &raw mut *p as usize;
         // SAFETY: the stack outlives the benchmark; `bounce` never returns.
-        p.task = unsafe { init_stack(stack.top(), bounce, arg, preempt) };
+        let kind = if preempt {
+            SwitchKind::PreemptFxsave
+        } else {
+            SwitchKind::Cooperative
+        };
+        p.task = unsafe { init_stack(stack.top(), bounce, arg, kind) };
         let name = if preempt {
             "manycore_switch_preempt_fxsave"
         } else {

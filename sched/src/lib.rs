@@ -42,10 +42,8 @@ pub mod ring;
 pub mod rng;
 #[cfg(all(feature = "std", not(loom)))]
 pub mod rt;
-#[cfg(all(feature = "std", not(loom)))]
-pub mod rt_sync;
 pub mod scheduler;
-#[cfg(all(feature = "std", not(loom)))]
+#[cfg(not(loom))]
 pub mod stack;
 pub mod stats;
 pub(crate) mod sync;

@@ -15,9 +15,9 @@ use std::time::Instant;
 
 use clap::Args;
 use manycore_sched::SpawnHint;
-use manycore_sched::arch::{Context, init_stack, switch};
+use manycore_sched::arch::{TaskContext, init_task, resume, suspend};
 use manycore_sched::rt::{self, Builder, Event};
-use manycore_sched::stack::Stack;
+use manycore_sched::stack::{MmapStack, TaskStack};
 use manycore_topology::Topology;
 use serde_json::json;
 
@@ -74,34 +74,27 @@ fn pin(os_cpu: usize) {
     }
 }
 
-struct SwitchPair {
-    main: Context,
-    task: Context,
-}
-
 extern "sysv64" fn bounce(arg: usize) -> ! {
-    // SAFETY: `arg` is the SwitchPair of `raw_switch`, alive while the task can run.
-    let p = unsafe { &mut *(arg as *mut SwitchPair) };
+    let ctx = arg as *mut TaskContext;
     loop {
-        // SAFETY: `main` was filled by the switch that resumed us.
-        unsafe { switch(&raw mut p.task, &raw const p.main) };
+        // SAFETY: `arg` is the TaskContext of `raw_switch` this task was resumed through,
+        // alive while the task can run.
+        unsafe { suspend(ctx) };
     }
 }
 
 /// One-way raw switches: a round trip is two.
 fn raw_switch(samples: u32, iters: u64) -> (f64, f64) {
-    let stack = Stack::new(64 * 1024).expect("map a stack");
-    let mut p = Box::new(SwitchPair {
-        main: Context::new(),
-        task: Context::new(),
-    });
-    let arg = &raw mut *p as usize;
+    let stack = MmapStack::new(64 * 1024).expect("map a stack");
+    let mut ctx = Box::new(TaskContext::new());
+    let arg = &raw mut *ctx as usize;
     // SAFETY: the stack outlives the measurement (leaked below); bounce never returns.
-    p.task = unsafe { init_stack(stack.top(), bounce, arg, false) };
+    *ctx = unsafe { init_task(stack.top(), bounce, arg) };
     let r = measure(samples, iters, |n| {
         for _ in 0..n {
-            // SAFETY: the task is suspended in `bounce` on a live stack.
-            unsafe { switch(&raw mut p.main, &raw const p.task) };
+            // SAFETY: the task is suspended in `bounce` on a live stack; only this thread
+            // resumes it.
+            unsafe { resume(&raw mut *ctx) };
         }
     });
     std::mem::forget(stack); // the task stays suspended on it
@@ -215,7 +208,7 @@ fn manycore_pingpong(samples: u32, iters: u64, cross: bool) -> (f64, f64) {
         let (ping, pong) = (Arc::new(Event::new()), Arc::new(Event::new()));
         let (p2, q2) = (ping.clone(), pong.clone());
         let a = rt.spawn_with(
-            "ping".into(),
+            "ping",
             SpawnHint {
                 cpu: Some(a_cpu),
                 node: None,
@@ -226,9 +219,10 @@ fn manycore_pingpong(samples: u32, iters: u64, cross: bool) -> (f64, f64) {
                     q2.wait();
                 }
             },
-        );
+        )
+        .expect("a valid hint");
         let b = rt.spawn_with(
-            "pong".into(),
+            "pong",
             SpawnHint {
                 cpu: Some(b_cpu),
                 node: None,
@@ -239,7 +233,8 @@ fn manycore_pingpong(samples: u32, iters: u64, cross: bool) -> (f64, f64) {
                     pong.set();
                 }
             },
-        );
+        )
+        .expect("a valid hint");
         a.join().expect("ping");
         b.join().expect("pong");
     });

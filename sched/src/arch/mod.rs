@@ -5,7 +5,11 @@
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 #[cfg(target_arch = "x86_64")]
-pub use x86_64::{Context, STACK_ALIGN_BYTES, init_stack, switch, switch_preempt};
+pub use x86_64::{
+    Context, INIT_TASK_BYTES, STACK_ALIGN_BYTES, SwitchKind, TaskContext, abandon_point, exit,
+    init_stack, init_task, resume, suspend, switch, switch_preempt, switch_preempt_xsave,
+    xsave_area_bytes,
+};
 
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!(

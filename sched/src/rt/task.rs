@@ -1,0 +1,394 @@
+//! A task: one allocation holding its header (what the scheduler, the worker and waiters touch)
+//! and its body (the closure, then its result), plus the [`JoinHandle`] that reads the result.
+//!
+//! The scheduler queues [`TaskRef`]s (`Arc<Task<dyn Run>>`); a [`JoinHandle<R>`] holds the same
+//! allocation as `Arc<Task<dyn Finish<R>>>`, so neither side needs a second allocation for the
+//! closure or a box for the result.
+
+use std::any::Any;
+use std::boxed::Box;
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::string::String;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use super::builder::Shared;
+use super::wait::{Waiter, wait_signaled};
+use crate::arch::TaskContext;
+use crate::stack::{MmapStack, StackError};
+use crate::task::Task as SchedTask;
+
+/// Queued somewhere, or about to be.
+pub(crate) const RUNNABLE: u8 = 0;
+/// On a worker.
+pub(crate) const RUNNING: u8 = 1;
+/// Asked to go back to the run queue (set by the task before it suspends).
+pub(crate) const YIELDED: u8 = 2;
+/// Asked to block (set by the task before it suspends; the worker publishes BLOCKED).
+pub(crate) const BLOCKING: u8 = 3;
+/// Off every queue until a wake moves it to RUNNABLE.
+pub(crate) const BLOCKED: u8 = 4;
+/// Finished; its result is stored.
+pub(crate) const DONE: u8 = 5;
+/// Its stack overflowed; the fault handler abandoned it.
+pub(crate) const OVERFLOWED: u8 = 6;
+
+/// What the runtime and waiters know about a task. Who touches what:
+pub(crate) struct Header {
+    /// Set at spawn; read by anyone (names in errors and overflow reports).
+    pub(crate) name: String,
+    /// Set at spawn; read by the scheduler's wake placement.
+    pub(crate) home_node: Option<usize>,
+    /// Written by the worker that resumes the task; read by wake placement on any CPU.
+    pub(crate) last_cpu: AtomicUsize,
+    /// The saved context. Touched only by the worker running or resuming the task and by the
+    /// task itself: a task is in at most one queue or on one worker, never both.
+    pub(crate) ctx: UnsafeCell<TaskContext>,
+    /// The task's stack, attached by the worker that first runs it, taken by the worker that
+    /// finishes it; only the worker currently holding the task touches it.
+    pub(crate) stack: UnsafeCell<Option<MmapStack>>,
+    /// The task's guard page range, for the overflow handler: written with `stack`.
+    pub(crate) guard_lo: AtomicUsize,
+    /// See `guard_lo`.
+    pub(crate) guard_hi: AtomicUsize,
+    /// RUNNABLE ... OVERFLOWED (constants above). The task writes YIELDED/BLOCKING/DONE before
+    /// suspending; its worker reads them after; wakers CAS BLOCKED to RUNNABLE; the fault
+    /// handler writes OVERFLOWED on the worker's own thread.
+    pub(crate) state: AtomicU8,
+    /// Park token: set by [`TaskWaker::wake`](super::TaskWaker::wake) from any thread, consumed
+    /// by the task when it blocks or resumes (see `wait.rs`).
+    pub(crate) notify: AtomicBool,
+    /// Set by whoever pops this task from a wait queue (see `wait.rs`), reset by the task when
+    /// it registers; the task waits until it is set.
+    pub(crate) signaled: AtomicBool,
+    /// Join state: the joiner registers here, the finishing worker takes it.
+    pub(crate) join: Mutex<JoinState>,
+    /// The runtime, for wakes from threads that are not its workers.
+    pub(crate) shared: Weak<Shared>,
+    /// Index of this task in the runtime's live-task registry shard `registry_shard`; written
+    /// under that shard's lock.
+    pub(crate) registry_slot: AtomicUsize,
+    /// The registry shard (the spawning CPU's, or the shared one).
+    pub(crate) registry_shard: usize,
+}
+
+#[derive(Default)]
+pub(crate) struct JoinState {
+    pub(crate) done: bool,
+    pub(crate) waiter: Option<Waiter>,
+}
+
+/// A task: header plus body.
+pub(crate) struct Task<B: ?Sized> {
+    pub(crate) hdr: Header,
+    pub(crate) body: B,
+}
+
+// SAFETY: the UnsafeCells in the header (`ctx`, `stack`) are touched only by the single worker
+// holding the task at a time (see the field docs); the body's cells are written by the task
+// before it publishes DONE and read by the joiner after seeing it. Everything else is atomic or
+// locked.
+unsafe impl<B: ?Sized + Send> Sync for Task<B> {}
+// SAFETY: as above; all contents are Send.
+unsafe impl<B: ?Sized + Send> Send for Task<B> {}
+
+/// The type-erased side the worker uses.
+pub(crate) trait Run: Send {
+    /// Runs the closure (once), catching a panic, and stores the result.
+    fn run(&self);
+    /// Stores a failure instead of running (no stack) or after abandoning (overflow).
+    fn fail(&self, e: JoinError);
+}
+
+/// The side a [`JoinHandle<R>`] uses.
+pub(crate) trait Finish<R>: Send {
+    /// Takes the stored result (once).
+    fn take(&self) -> Option<Result<R, JoinError>>;
+}
+
+pub(crate) struct Body<F, R> {
+    /// The closure; taken by the task when it starts.
+    f: UnsafeCell<Option<F>>,
+    /// The result; written once before DONE is published, taken by the joiner after.
+    result: UnsafeCell<Option<Result<R, JoinError>>>,
+    /// Task name for panic errors (a copy of the header's would need a back pointer).
+    name: String,
+}
+
+impl<F: FnOnce() -> R + Send, R: Send> Run for Body<F, R> {
+    fn run(&self) {
+        // SAFETY: only the task itself runs `run`, once (the worker calls it on the task's
+        // stack before DONE); nobody else touches `f`.
+        let f = unsafe { (*self.f.get()).take() };
+        let r = match f {
+            Some(f) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+                JoinError::Panicked {
+                    task: self.name.clone(),
+                    payload: p,
+                }
+            }),
+            None => Err(JoinError::Lost {
+                task: self.name.clone(),
+            }),
+        };
+        // SAFETY: the result is written before DONE is published (Release) and read only after
+        // it is observed (Acquire); no concurrent access.
+        unsafe { *self.result.get() = Some(r) };
+    }
+    fn fail(&self, e: JoinError) {
+        // SAFETY: called by the worker holding the task, which never runs again; as in `run`.
+        unsafe {
+            *self.f.get() = None;
+            *self.result.get() = Some(Err(e));
+        }
+    }
+}
+
+impl<F: Send, R: Send> Finish<R> for Body<F, R> {
+    fn take(&self) -> Option<Result<R, JoinError>> {
+        // SAFETY: called by the joiner after observing `join.done` (set after the result was
+        // written); the JoinHandle is the only taker.
+        unsafe { (*self.result.get()).take() }
+    }
+}
+
+/// A task handle as the scheduler queues it.
+#[derive(Clone)]
+pub(crate) struct TaskRef(pub(crate) Arc<Task<dyn Run>>);
+
+impl TaskRef {
+    pub(crate) fn hdr(&self) -> &Header {
+        &self.0.hdr
+    }
+}
+
+impl SchedTask for TaskRef {
+    fn home_node(&self) -> Option<usize> {
+        self.0.hdr.home_node
+    }
+    fn last_cpu(&self) -> Option<usize> {
+        let c = self.0.hdr.last_cpu.load(Ordering::Relaxed);
+        (c != usize::MAX).then_some(c)
+    }
+}
+
+/// Allocates a task for `f`; returns the scheduler's handle and the joiner's.
+pub(crate) fn new_task<F, R>(
+    name: String,
+    home_node: Option<usize>,
+    shared: Weak<Shared>,
+    registry_shard: usize,
+    f: F,
+) -> (TaskRef, JoinHandle<R>)
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let task = Arc::new(Task {
+        hdr: Header {
+            name: name.clone(),
+            home_node,
+            last_cpu: AtomicUsize::new(usize::MAX),
+            ctx: UnsafeCell::new(TaskContext::new()),
+            stack: UnsafeCell::new(None),
+            guard_lo: AtomicUsize::new(0),
+            guard_hi: AtomicUsize::new(0),
+            state: AtomicU8::new(RUNNABLE),
+            notify: AtomicBool::new(false),
+            signaled: AtomicBool::new(false),
+            join: Mutex::new(JoinState::default()),
+            shared,
+            registry_slot: AtomicUsize::new(usize::MAX),
+            registry_shard,
+        },
+        body: Body {
+            f: UnsafeCell::new(Some(f)),
+            result: UnsafeCell::new(None),
+            name,
+        },
+    });
+    let run: Arc<Task<dyn Run>> = task.clone();
+    let finish: Arc<Task<dyn Finish<R>>> = task;
+    (
+        TaskRef(run),
+        JoinHandle {
+            task: finish,
+            taken: false,
+        },
+    )
+}
+
+/// Why a task produced no value.
+pub enum JoinError {
+    /// The task panicked; the payload is what `panic!` was given.
+    Panicked {
+        /// The task's name.
+        task: String,
+        /// The panic payload.
+        payload: Box<dyn Any + Send>,
+    },
+    /// The task overflowed its stack and was abandoned (see the runtime docs, "Stack overflow").
+    StackOverflow {
+        /// The task's name.
+        task: String,
+        /// Its usable stack size.
+        stack_bytes: usize,
+    },
+    /// No stack could be allocated for the task, so it never ran.
+    NoStack {
+        /// The task's name.
+        task: String,
+        /// Why.
+        error: StackError,
+    },
+    /// The runtime shut down before the task finished (see [`Runtime::shutdown_timeout`](super::Runtime::shutdown_timeout)).
+    Abandoned {
+        /// The task's name.
+        task: String,
+    },
+    /// The task's closure was missing (an internal error; reported, never expected).
+    Lost {
+        /// The task's name.
+        task: String,
+    },
+}
+
+impl JoinError {
+    /// The panic message when the task panicked with a string.
+    pub fn panic_message(&self) -> Option<&str> {
+        match self {
+            JoinError::Panicked { payload, .. } => payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&'static str>().copied()),
+            _ => None,
+        }
+    }
+
+    /// Whether the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, JoinError::Panicked { .. })
+    }
+
+    /// Whether the task overflowed its stack.
+    pub fn is_stack_overflow(&self) -> bool {
+        matches!(self, JoinError::StackOverflow { .. })
+    }
+
+    /// The panic payload, to resume the panic elsewhere (`None` for other errors).
+    pub fn into_panic(self) -> Option<Box<dyn Any + Send>> {
+        match self {
+            JoinError::Panicked { payload, .. } => Some(payload),
+            _ => None,
+        }
+    }
+
+    fn task(&self) -> &str {
+        match self {
+            JoinError::Panicked { task, .. }
+            | JoinError::StackOverflow { task, .. }
+            | JoinError::NoStack { task, .. }
+            | JoinError::Abandoned { task }
+            | JoinError::Lost { task } => task,
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.task();
+        let name = if name.is_empty() { "<unnamed>" } else { name };
+        match self {
+            JoinError::Panicked { .. } => match self.panic_message() {
+                Some(m) => write!(f, "task '{name}' panicked: {m}"),
+                None => write!(f, "task '{name}' panicked"),
+            },
+            JoinError::StackOverflow { stack_bytes, .. } => write!(
+                f,
+                "task '{name}' overflowed its {stack_bytes}-byte stack and was abandoned"
+            ),
+            JoinError::NoStack { error, .. } => write!(f, "task '{name}' never ran: {error}"),
+            JoinError::Abandoned { .. } => {
+                write!(f, "task '{name}' had not finished when the runtime shut down")
+            }
+            JoinError::Lost { .. } => write!(f, "task '{name}' lost its closure"),
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// Waits for a task's result. Dropping it detaches the task (it still runs; its result is
+/// dropped).
+pub struct JoinHandle<R> {
+    task: Arc<Task<dyn Finish<R>>>,
+    taken: bool,
+}
+
+impl<R: Send + 'static> JoinHandle<R> {
+    /// The task's value, or why there is none. From a task, the calling task blocks (its worker
+    /// runs other tasks); from any other thread, the thread blocks.
+    pub fn join(mut self) -> Result<R, JoinError> {
+        let hdr = &self.task.hdr;
+        let done = {
+            let mut j = hdr.join.lock().unwrap_or_else(|p| p.into_inner());
+            if !j.done {
+                let w = Waiter::current();
+                j.waiter = Some(w.clone());
+                drop(j);
+                wait_signaled(&w);
+            }
+            true
+        };
+        debug_assert!(done);
+        self.taken = true;
+        self.task.body.take().unwrap_or_else(|| {
+            Err(JoinError::Lost {
+                task: hdr.name.clone(),
+            })
+        })
+    }
+
+    /// Whether the task has finished (its result is ready).
+    pub fn is_finished(&self) -> bool {
+        self.task
+            .hdr
+            .join
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .done
+    }
+
+    /// The task's name.
+    pub fn name(&self) -> &str {
+        &self.task.hdr.name
+    }
+}
+
+impl<R> fmt::Debug for JoinHandle<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("task", &self.task.hdr.name)
+            .field("taken", &self.taken)
+            .finish()
+    }
+}
+
+/// Marks a task finished and wakes its joiner (called by the worker once the result is stored).
+pub(crate) fn mark_joinable(hdr: &Header) {
+    let waiter = {
+        let mut j = hdr.join.lock().unwrap_or_else(|p| p.into_inner());
+        j.done = true;
+        j.waiter.take()
+    };
+    if let Some(w) = waiter {
+        w.signal();
+    }
+}

@@ -1,0 +1,242 @@
+//! Unit tests of the runtime's pieces. The cross-core stress tests named in the issue live in
+//! `tests/tests/runtime_*.rs`.
+
+use std::string::ToString;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use std::vec::Vec;
+
+use manycore_topology::Topology;
+
+use super::*;
+use crate::scheduler::SpawnHint;
+
+fn one_cpu_runtime() -> Runtime {
+    let host = Topology::host().unwrap();
+    let first = host.pu(0).os_index as usize;
+    Builder::new()
+        .cpus([first].into_iter().collect())
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn yield_interleaves_tasks_on_one_cpu() {
+    let rt = one_cpu_runtime();
+    assert_eq!(rt.num_cpus(), 1);
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let go = Arc::new(Event::new());
+    let handles: Vec<_> = (0..3)
+        .map(|t| {
+            let (log, go) = (log.clone(), go.clone());
+            rt.spawn(move || {
+                // Start together, so all three are queued on the one CPU.
+                go.wait();
+                go.set();
+                for _ in 0..5 {
+                    log.lock().unwrap().push(t);
+                    yield_now();
+                }
+            })
+        })
+        .collect();
+    go.set();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), 15);
+    let switches = log.windows(2).filter(|w| w[0] != w[1]).count();
+    assert!(switches >= 12, "yield hands the CPU to the others: {log:?}");
+}
+
+#[test]
+fn tasks_spawn_and_join_tasks() {
+    let rt = Runtime::new().unwrap();
+    let h = rt.spawn(|| {
+        let inner: Vec<_> = (0..100u32).map(|i| spawn(move || i * i).unwrap()).collect();
+        inner.into_iter().map(|h| h.join().unwrap()).sum::<u32>()
+    });
+    assert_eq!(h.join().unwrap(), (0..100u32).map(|i| i * i).sum::<u32>());
+    rt.shutdown();
+}
+
+#[test]
+fn a_panic_is_returned_by_join_naming_the_task() {
+    let rt = Runtime::new().unwrap();
+    let h = rt
+        .spawn_with("doomed", SpawnHint::default(), || -> u32 {
+            panic!("boom in {}", current_name())
+        })
+        .unwrap();
+    let err = h.join().unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(err.panic_message(), Some("boom in doomed"));
+    assert_eq!(err.to_string(), "task 'doomed' panicked: boom in doomed");
+    assert_eq!(rt.spawn(|| 41 + 1).join().unwrap(), 42, "the runtime carries on");
+    rt.shutdown();
+}
+
+#[test]
+fn an_os_thread_and_a_task_share_an_event() {
+    let rt = Runtime::new().unwrap();
+    let ev = Arc::new(Event::new());
+    let e2 = ev.clone();
+    let h = rt.spawn(move || {
+        e2.wait();
+        7
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(!h.is_finished(), "the task waits for the event");
+    ev.set();
+    assert_eq!(h.join().unwrap(), 7);
+    rt.shutdown();
+}
+
+#[test]
+fn sleep_lets_others_run_and_lasts_at_least_its_duration() {
+    let rt = one_cpu_runtime();
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let t2 = ticks.clone();
+    let sleeper = rt.spawn(move || {
+        let t = Instant::now();
+        sleep(Duration::from_millis(30));
+        (t.elapsed(), t2.load(Ordering::Relaxed))
+    });
+    let t3 = ticks.clone();
+    let busy = rt.spawn(move || {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(15) {
+            t3.fetch_add(1, Ordering::Relaxed);
+            yield_now();
+        }
+    });
+    busy.join().unwrap();
+    let (slept, ticks_seen) = sleeper.join().unwrap();
+    assert!(slept >= Duration::from_millis(30), "slept {slept:?}");
+    assert!(
+        ticks_seen > 0,
+        "another task ran on the only CPU while this one slept"
+    );
+    rt.shutdown();
+}
+
+#[test]
+fn block_on_parks_the_task_until_the_future_is_woken() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+
+    /// Ready once `ready` is set; records the waker so a thread can wake it.
+    struct Flag {
+        ready: Arc<std::sync::Mutex<(bool, Option<Waker>)>>,
+    }
+    impl Future for Flag {
+        type Output = u32;
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+            let mut g = self.ready.lock().unwrap();
+            if g.0 {
+                Poll::Ready(5)
+            } else {
+                g.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+    let rt = one_cpu_runtime();
+    let ready = Arc::new(std::sync::Mutex::new((false, None::<Waker>)));
+    let r2 = ready.clone();
+    let h = rt.spawn(move || block_on(Flag { ready: r2 }));
+    // The CPU is free while the task waits: another task runs to completion.
+    assert_eq!(rt.spawn(|| 1).join().unwrap(), 1);
+    let waker = loop {
+        if let Some(w) = ready.lock().unwrap().1.clone() {
+            break w;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    ready.lock().unwrap().0 = true;
+    waker.wake();
+    assert_eq!(h.join().unwrap(), 5);
+    rt.shutdown();
+}
+
+#[test]
+fn spawn_rejects_hints_out_of_range_and_calls_outside_a_runtime() {
+    let rt = Runtime::new().unwrap();
+    let n = rt.num_cpus();
+    let e = rt
+        .spawn_with(
+            "x",
+            SpawnHint {
+                cpu: Some(n),
+                node: None,
+            },
+            || (),
+        )
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("out of range") && e.to_string().contains(&std::format!("{n} CPU")),
+        "{e}"
+    );
+    assert_eq!(spawn(|| ()).unwrap_err(), SpawnError::NotInRuntime);
+    rt.shutdown();
+}
+
+#[test]
+fn spawn_on_a_cpu_runs_there() {
+    let rt = Runtime::new().unwrap();
+    for cpu in 0..rt.num_cpus() {
+        let h = rt
+            .spawn_with(
+                "placed",
+                SpawnHint {
+                    cpu: Some(cpu),
+                    node: None,
+                },
+                current_cpu,
+            )
+            .unwrap();
+        // A hinted task goes to that CPU's inbox; a thief may still take it, but on an idle
+        // machine the target's own worker (woken by the placement) almost always runs it.
+        let ran = h.join().unwrap();
+        assert!(ran.is_some_and(|c| c < rt.num_cpus()));
+    }
+    rt.shutdown();
+}
+
+#[test]
+fn two_runtimes_keep_their_cpus_apart() {
+    let a = Runtime::new().unwrap();
+    let b = Runtime::new().unwrap();
+    // A task of `a` spawning on `b` is an external spawn for `b` (not a push to `b`'s ring as
+    // if it were one of b's workers).
+    let b = Arc::new(b);
+    let b2 = b.clone();
+    let h = a.spawn(move || b2.spawn(|| 3).join().unwrap());
+    assert_eq!(h.join().unwrap(), 3);
+    a.shutdown();
+    match Arc::try_unwrap(b) {
+        Ok(b) => b.shutdown(),
+        Err(_) => unreachable!("the task holding the other handle has finished"),
+    }
+}
+
+#[test]
+fn shutdown_timeout_reports_a_task_blocked_forever() {
+    let rt = Runtime::new().unwrap();
+    let never = Arc::new(Event::new());
+    let n2 = never.clone();
+    let h = rt
+        .spawn_with("stuck-on-event", SpawnHint::default(), move || n2.wait())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(10));
+    let err = rt
+        .shutdown_timeout(Duration::from_millis(50))
+        .unwrap_err();
+    assert_eq!(err.unfinished, ["stuck-on-event"]);
+    assert!(err.stuck_cpus.is_empty(), "{err}");
+    let j = h.join().unwrap_err();
+    assert!(matches!(j, JoinError::Abandoned { .. }), "{j}");
+}

@@ -1,0 +1,314 @@
+//! The worker: one OS thread per CPU, pinned, running the scheduler's host loop, and the task
+//! side of the switch (`yield_now`, suspension for `block`, task entry and exit).
+//!
+//! # The loop
+//! ```text
+//! loop {
+//!     fire expired timers (sleep)
+//!     task = next_task(cpu), retried IDLE_SPIN_ROUNDS times with a spin hint
+//!     Some(task): resume it; when it comes back, act on the state it left:
+//!         YIELDED  -> requeue on this CPU      BLOCKING -> publish BLOCKED (see wait.rs)
+//!         DONE     -> finish (stack to pool, wake joiner, unregister)
+//!         OVERFLOWED -> fail with StackOverflow, quarantine the stack, finish
+//!     None: stop if shutting down, else park (the scheduler's announce/re-check, then the
+//!           platform's bounded spin and futex wait) until woken or the next timer is due
+//! }
+//! ```
+//!
+//! # Thread-locals and migration
+//! A task may suspend on one worker and resume on another. Every access to the worker's
+//! thread-local goes through [`current_worker`], which is never inlined, so an address computed
+//! before a switch is never reused after it (see `arch::suspend`'s precondition 3).
+
+use std::boxed::Box;
+use std::cell::{Cell, RefCell};
+use std::string::String;
+use std::sync::Arc;
+use std::sync::atomic::{Ordering, fence};
+
+use super::builder::Shared;
+use super::overflow;
+use super::task::{
+    BLOCKED, BLOCKING, DONE, Header, JoinError, OVERFLOWED, RUNNABLE, RUNNING, TaskRef, YIELDED,
+    mark_joinable,
+};
+use super::timer::Timers;
+use crate::arch::{TaskContext, exit, init_task, resume, suspend};
+use crate::platform::Platform;
+use crate::stack::TaskStack;
+
+/// Calls of `next_task` with a spin hint in between before a worker parks.
+pub(crate) const IDLE_SPIN_ROUNDS: u32 = 64;
+
+/// Per-worker state, living in a box owned by the worker thread for the whole loop.
+pub(crate) struct Worker {
+    /// Logical CPU (scheduler index).
+    pub(crate) cpu: usize,
+    /// The runtime; the worker holds an `Arc` to it for the whole loop, so the pointer is valid
+    /// while `WORKER` points here.
+    shared: *const Shared,
+    /// The task being run: set by the loop before `resume`, cleared after. Read by the task
+    /// side (this thread only).
+    current: Cell<*const TaskRef>,
+    /// Guard page of the running task's stack and its header, for the overflow handler (which
+    /// runs on this thread). Written by the loop before `resume`.
+    pub(crate) fault_guard: Cell<(usize, usize)>,
+    /// See `fault_guard`.
+    pub(crate) fault_header: Cell<*const Header>,
+    /// Sleeping tasks' deadlines; used by tasks running on this worker and by the loop (this
+    /// thread only, never both at once).
+    pub(crate) timers: RefCell<Timers>,
+}
+
+impl Worker {
+    pub(crate) fn shared(&self) -> &Shared {
+        // SAFETY: see the field's doc: the worker's Arc keeps it alive while we are reachable.
+        unsafe { &*self.shared }
+    }
+    pub(crate) fn shared_ptr(&self) -> *const Shared {
+        self.shared
+    }
+}
+
+std::thread_local! {
+    /// The worker this thread is running (null on other threads).
+    static WORKER: Cell<*const Worker> = const { Cell::new(core::ptr::null()) };
+}
+
+/// This thread's worker, if it is one. Never inlined (see the module docs); do not keep the
+/// reference across a switch.
+#[inline(never)]
+pub(crate) fn current_worker() -> Option<&'static Worker> {
+    let w = WORKER.with(Cell::get);
+    // SAFETY: non-null WORKER points at the worker box of this thread, alive until the loop
+    // resets WORKER before dropping it. Callers do not hold the reference across a switch (the
+    // task could resume elsewhere) nor past the loop.
+    (!w.is_null()).then(|| unsafe { &*w })
+}
+
+/// The running task's header (null-free: `None` outside tasks).
+pub(crate) fn current_header() -> Option<*const Header> {
+    let w = current_worker()?;
+    let t = w.current.get();
+    // SAFETY: a non-null `current` points at the TaskRef the loop holds while the task runs.
+    (!t.is_null()).then(|| unsafe { (*t).hdr() as *const Header })
+}
+
+/// A clone of the running task's handle.
+pub(crate) fn current_task() -> Option<TaskRef> {
+    let w = current_worker()?;
+    let t = w.current.get();
+    // SAFETY: as in `current_header`.
+    (!t.is_null()).then(|| unsafe { (*t).clone() })
+}
+
+/// Suspends the running task (whose header is `hdr`) back to its worker; the caller has set the
+/// state the worker acts on.
+pub(crate) fn suspend_running(hdr: &Header) {
+    // SAFETY: we run on the task's stack and `hdr.ctx` is the context its worker resumed it
+    // through (the worker set it up); the header is heap memory that outlives the switch.
+    unsafe { suspend(hdr.ctx.get()) };
+}
+
+/// Gives the CPU to other runnable tasks; the caller goes to the back of its CPU's queue (behind
+/// work waiting in its inbox and node injector). Outside a task it yields the OS thread.
+pub fn yield_now() {
+    let Some(hdr) = current_header() else {
+        std::thread::yield_now();
+        return;
+    };
+    // SAFETY: as in `wait::block`: the running task's header outlives the switch.
+    let hdr = unsafe { &*hdr };
+    hdr.state.store(YIELDED, Ordering::Relaxed);
+    suspend_running(hdr);
+}
+
+/// The running task's name (empty outside tasks and for unnamed tasks).
+pub fn current_name() -> String {
+    current_header()
+        // SAFETY: as in `yield_now`.
+        .map(|h| unsafe { (*h).name.clone() })
+        .unwrap_or_default()
+}
+
+/// The logical CPU of the worker running the caller (`None` outside the runtime's threads).
+pub fn current_cpu() -> Option<usize> {
+    current_worker().map(|w| w.cpu)
+}
+
+/// First code on a task's stack.
+extern "sysv64" fn task_entry(_: usize) -> ! {
+    let hdr = run_body();
+    // SAFETY: the header is alive (the worker holds the task); this is the task's stack and
+    // context; nothing on this frame needs dropping.
+    unsafe { exit(hdr) }
+}
+
+/// Runs the task's closure and publishes DONE; returns the context to exit through. Kept out of
+/// `task_entry` so every local is dropped before the final switch.
+#[inline(never)]
+fn run_body() -> *mut TaskContext {
+    let w = current_worker().unwrap_or_else(|| unreachable!("a task runs on a worker"));
+    let t = w.current.get();
+    // SAFETY: the loop set `current` to the TaskRef it holds while this task runs; we clone it
+    // so the body can run while the task migrates between workers.
+    let task = unsafe { (*t).clone() };
+    task.0.body.run();
+    task.hdr().state.store(DONE, Ordering::Release);
+    task.hdr().ctx.get()
+}
+
+/// The worker thread's body. `ready` is called once the worker is registered (or failed).
+pub(crate) fn worker_main(shared: Arc<Shared>, cpu: usize, ready: impl FnOnce(Result<i32, String>)) {
+    if let Some(os_cpu) = shared.pin_os_cpu(cpu)
+        && let Err(e) = super::platform::pin_to(os_cpu)
+    {
+        ready(Err(std::format!("worker for CPU {cpu}: {e}")));
+        return;
+    }
+    let altstack = match overflow::AltStack::ensure() {
+        Ok(a) => a,
+        Err(e) => {
+            ready(Err(std::format!("worker for CPU {cpu}: {e}")));
+            return;
+        }
+    };
+    let name = std::format!("mc{}w{cpu}", shared.id);
+    if let Ok(c) = std::ffi::CString::new(name) {
+        // SAFETY: `c` is a NUL-terminated string of at most 15 bytes plus NUL (runtime ids and
+        // CPU counts stay far below that); the call names the calling thread.
+        unsafe { libc::pthread_setname_np(libc::pthread_self(), c.as_ptr()) };
+    }
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    let worker = Box::new(Worker {
+        cpu,
+        shared: Arc::as_ptr(&shared),
+        current: Cell::new(core::ptr::null()),
+        fault_guard: Cell::new((0, 0)),
+        fault_header: Cell::new(core::ptr::null()),
+        timers: RefCell::new(Timers::default()),
+    });
+    WORKER.with(|w| w.set(&*worker));
+    ready(Ok(tid));
+    worker_loop(&shared, &worker);
+    WORKER.with(|w| w.set(core::ptr::null()));
+    drop(worker);
+    drop(altstack);
+    shared.worker_exited();
+}
+
+fn worker_loop(shared: &Shared, worker: &Worker) {
+    let sched = &shared.sched;
+    let cpu = worker.cpu;
+    'outer: loop {
+        if !worker.timers.borrow().is_empty() {
+            let now = sched.platform().now_ns();
+            let due = worker.timers.borrow_mut().take_due(now);
+            for w in due {
+                w.signal();
+            }
+        }
+        if shared.stats_sampler && cpu == 0 {
+            shared.sample_wasted();
+        }
+        for _ in 0..IDLE_SPIN_ROUNDS {
+            if let Some(t) = sched.next_task(cpu) {
+                run(shared, worker, t);
+                continue 'outer;
+            }
+            core::hint::spin_loop();
+        }
+        if shared.is_shutting_down() {
+            break;
+        }
+        let deadline = worker.timers.borrow().next_deadline();
+        sched.park(cpu, deadline);
+    }
+}
+
+fn run(shared: &Shared, worker: &Worker, task: TaskRef) {
+    let hdr = task.hdr();
+    hdr.last_cpu.store(worker.cpu, Ordering::Relaxed);
+    let ctx = hdr.ctx.get();
+    // SAFETY: this worker holds the task (it came out of a queue), so it alone touches `ctx`
+    // and `stack` until it hands the task on.
+    if !unsafe { (*ctx).is_initialized() } {
+        match shared.stacks.get(Some(worker.cpu)) {
+            Ok(s) => {
+                let g = s.guard();
+                hdr.guard_lo.store(g.start, Ordering::Relaxed);
+                hdr.guard_hi.store(g.end, Ordering::Relaxed);
+                // SAFETY: the stack is ours and stays attached to the task until it finishes;
+                // task_entry never returns. We hold the task (see above).
+                unsafe {
+                    *ctx = init_task(s.top(), task_entry, 0);
+                    *hdr.stack.get() = Some(s);
+                }
+            }
+            Err(error) => {
+                task.0.body.fail(JoinError::NoStack {
+                    task: hdr.name.clone(),
+                    error,
+                });
+                finish(shared, worker, task);
+                return;
+            }
+        }
+    }
+    hdr.state.store(RUNNING, Ordering::Relaxed);
+    worker.current.set(&task);
+    worker.fault_guard.set((
+        hdr.guard_lo.load(Ordering::Relaxed),
+        hdr.guard_hi.load(Ordering::Relaxed),
+    ));
+    worker.fault_header.set(hdr);
+    // SAFETY: the context was prepared by init_task or saved by the task's last suspend, on its
+    // live stack (attached to the task); only this worker resumes it now; the task does not
+    // borrow anything of this frame.
+    unsafe { resume(ctx) };
+    worker.fault_header.set(core::ptr::null());
+    worker.current.set(core::ptr::null());
+    match hdr.state.load(Ordering::Acquire) {
+        YIELDED => shared.sched.requeue(worker.cpu, task),
+        BLOCKING => {
+            // Off the task's stack now: from here on anyone may resume it (wait.rs, step 3).
+            hdr.state.store(BLOCKED, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if hdr.notify.load(Ordering::SeqCst)
+                && hdr
+                    .state
+                    .compare_exchange(BLOCKED, RUNNABLE, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            {
+                shared.sched.requeue(worker.cpu, task);
+            }
+        }
+        DONE => finish(shared, worker, task),
+        OVERFLOWED => {
+            // SAFETY: we hold the task; it never runs again.
+            let stack = unsafe { (*hdr.stack.get()).take() };
+            let stack_bytes = stack.as_ref().map_or(0, |s| s.usable_bytes());
+            if let Some(s) = stack {
+                s.quarantine();
+            }
+            task.0.body.fail(JoinError::StackOverflow {
+                task: hdr.name.clone(),
+                stack_bytes,
+            });
+            hdr.state.store(DONE, Ordering::Release);
+            finish(shared, worker, task);
+        }
+        other => unreachable!("task '{}' came back in state {other}", hdr.name),
+    }
+}
+
+fn finish(shared: &Shared, worker: &Worker, task: TaskRef) {
+    let hdr = task.hdr();
+    // SAFETY: we hold the finished task; nobody else touches its stack.
+    if let Some(s) = unsafe { (*hdr.stack.get()).take() } {
+        shared.stacks.put(Some(worker.cpu), s);
+    }
+    mark_joinable(hdr);
+    shared.unregister(&task);
+}
