@@ -74,7 +74,8 @@ impl<T: ?Sized> Mutex<T> {
         self.state
             .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
-            .then_some(MutexGuard { mutex: self })
+            // `then`, not `then_some`: a guard built eagerly would unlock on drop.
+            .then(|| MutexGuard { mutex: self })
     }
 
     /// Mutable access without locking (the borrow proves exclusivity).
