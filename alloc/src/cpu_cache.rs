@@ -25,7 +25,7 @@ use crate::magazine::Magazine;
 use crate::node_map::MAX_NODES;
 use crate::page_source::PageSource;
 use crate::remote_free::RemoteBatch;
-use crate::segment::{SegmentKind, segment_of, slab_of};
+use crate::segment::{class_at, segment_of};
 use crate::size_class::{self, MAGAZINE_CAPACITY, NUM_CLASSES, class_bytes};
 use crate::stats;
 
@@ -141,14 +141,14 @@ impl Cache {
         let seg = segment_of(p);
         // SAFETY: precondition 1: `p` lies in a segment of `heap`, whose header is valid.
         unsafe {
-            if (*seg).kind == SegmentKind::Large as u8 {
+            let c = class_at(seg, p) as usize;
+            if c >= NUM_CLASSES {
                 return heap.free_large(seg);
             }
             let node = (*seg).node as usize;
             if node != self.node {
                 return self.free_remote(heap, node, p);
             }
-            let c = (*slab_of(seg, p)).class as usize;
             let cc = self.classes.get_unchecked_mut(c);
             let m = cc.loaded;
             if !m.is_null() && (*m).count < (*m).cap {

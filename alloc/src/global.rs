@@ -37,8 +37,9 @@ pub enum CacheMode {
 
 /// Heaps one thread can keep a cache for at once; further heaps run uncached on that thread.
 const TLS_SLOTS: usize = 4;
-/// Marks a slot whose thread has exited (its cache is gone).
-const DEAD: *mut Cache = 1 as *mut Cache;
+/// Or-ed into a slot's heap address once the thread's exit hook has freed its cache, so the
+/// fast path misses and the slow path sends the thread to the heap directly.
+const DEAD_TAG: usize = 1;
 
 std::thread_local! {
     /// `(heap address, cache)` pairs of the calling thread. Owned by the thread.
@@ -126,8 +127,7 @@ impl NumaSlab {
     /// Returns the calling thread's magazines and remote batches to their nodes and publishes
     /// its counters.
     pub fn flush_thread_cache(&self) {
-        let cache = self.thread_cache();
-        if !cache.is_null() && cache != DEAD {
+        if let Some(cache) = self.thread_cache() {
             // SAFETY: the thread's own cache, not in use elsewhere (this thread is here).
             unsafe { (*cache).flush(&self.heap) };
         }
@@ -140,57 +140,70 @@ impl NumaSlab {
 
     /// The node the calling thread's cache serves (creating the cache).
     pub fn current_node(&self) -> usize {
-        let c = self.thread_cache();
-        if c.is_null() || c == DEAD {
-            return 0;
+        match self.thread_cache() {
+            // SAFETY: the thread's own live cache.
+            Some(c) => unsafe { (*c).node() },
+            None => 0,
         }
-        // SAFETY: the thread's own live cache.
-        unsafe { (*c).node() }
     }
 
-    /// The calling thread's cache for this heap: created on first use; null when the thread
-    /// cannot have one (no free slot, no memory), `DEAD` after the thread's exit hook ran.
-    #[inline]
-    fn thread_cache(&self) -> *mut Cache {
+    /// The calling thread's cache for this heap if it is in the first slot (the fast path).
+    #[inline(always)]
+    fn cached(&self) -> Option<*mut Cache> {
         let me = self as *const NumaSlab as usize;
-        let r = SLOTS.try_with(|slots| {
-            let (h, c) = slots[0].get();
-            if h == me {
-                return c;
-            }
-            self.thread_cache_slow(slots, me)
-        });
-        r.unwrap_or(ptr::null_mut())
+        SLOTS
+            .try_with(|slots| {
+                let (h, c) = slots[0].get();
+                (h == me).then_some(c)
+            })
+            .ok()
+            .flatten()
     }
 
+    /// The calling thread's cache for this heap, created on first use; `None` when the thread
+    /// cannot have one (no free slot, no memory, or its exit hook already ran).
     #[cold]
     #[inline(never)]
-    fn thread_cache_slow(&self, slots: &[Cell<(usize, *mut Cache)>; TLS_SLOTS], me: usize) -> *mut Cache {
+    fn thread_cache_slow(&self) -> Option<*mut Cache> {
+        let me = self as *const NumaSlab as usize;
+        SLOTS.try_with(|slots| self.find_or_make(slots, me)).ok().flatten()
+    }
+
+    fn find_or_make(&self, slots: &[Cell<(usize, *mut Cache)>; TLS_SLOTS], me: usize) -> Option<*mut Cache> {
         for s in slots.iter() {
             let (h, c) = s.get();
             if h == me {
-                return c;
+                return Some(c);
+            }
+            if h == me | DEAD_TAG {
+                return None;
             }
         }
-        let Some(free) = slots.iter().find(|s| s.get().0 == 0) else {
-            return ptr::null_mut();
-        };
+        let free = slots.iter().find(|s| s.get().0 == 0)?;
         if !register_exit_hook() {
-            return ptr::null_mut();
+            return None;
         }
         let node = crate::sys::linux::current_cpu()
             .map(|cpu| self.heap.node_of_cpu(cpu))
             .unwrap_or(0);
         let p = self.heap.alloc(node, Layout::new::<Cache>()).cast::<Cache>();
         if p.is_null() {
-            return ptr::null_mut();
+            return None;
         }
         // SAFETY: a fresh block of Cache's size and alignment (class sizes are multiples of 8,
         // Cache needs 8).
         unsafe { p.write(Cache::new(node, true)) };
         self.used.store(true, Ordering::Relaxed);
         free.set((me, p));
-        p
+        Some(p)
+    }
+
+    #[inline]
+    fn thread_cache(&self) -> Option<*mut Cache> {
+        match self.cached() {
+            Some(c) => Some(c),
+            None => self.thread_cache_slow(),
+        }
     }
 }
 
@@ -221,10 +234,10 @@ unsafe extern "C" fn thread_exit(_: *mut libc::c_void) {
     let _ = SLOTS.try_with(|slots| {
         for s in slots.iter() {
             let (h, c) = s.get();
-            if h == 0 || c.is_null() || c == DEAD {
+            if h == 0 || h & DEAD_TAG != 0 || c.is_null() {
                 continue;
             }
-            s.set((h, DEAD));
+            s.set((h | DEAD_TAG, ptr::null_mut()));
             // SAFETY: `h` is the address of a NumaSlab that a live thread used, which must be a
             // static (see `NumaSlab`'s doc and Drop); `c` is this thread's cache in it.
             unsafe {
@@ -241,30 +254,27 @@ unsafe extern "C" fn thread_exit(_: *mut libc::c_void) {
 unsafe impl GlobalAlloc for NumaSlab {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let c = self.thread_cache();
-        if c.is_null() || c == DEAD {
-            return self.heap.alloc(0, layout);
+        match self.thread_cache() {
+            // SAFETY: the thread's own cache; no other reference to it is live (the allocator
+            // is not reentrant on a thread: nothing below calls back into it).
+            Some(c) => unsafe { (*c).alloc(&self.heap, layout.size(), layout.align()) },
+            None => self.heap.alloc(0, layout),
         }
-        // SAFETY: the thread's own cache; no other reference to it is live (the allocator is
-        // not reentrant on a thread: nothing below calls back into it).
-        unsafe { (*c).alloc(&self.heap, layout.size(), layout.align()) }
     }
 
     #[inline]
     unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
-        let c = self.thread_cache();
-        if c.is_null() || c == DEAD {
+        match self.thread_cache() {
+            // SAFETY: as in `alloc`; `p` came from this heap.
+            Some(c) => unsafe { (*c).free(&self.heap, p) },
             // SAFETY: the caller's contract: `p` came from this allocator.
-            return unsafe { self.heap.free(p) };
+            None => unsafe { self.heap.free(p) },
         }
-        // SAFETY: as in `alloc`; `p` came from this heap.
-        unsafe { (*c).free(&self.heap, p) }
     }
 
     #[inline]
     unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let c = self.thread_cache();
-        if c.is_null() || c == DEAD {
+        let Some(c) = self.thread_cache() else {
             // SAFETY: the caller's contract for `realloc`.
             if unsafe { self.heap.resize_in_place(p, layout.align(), new_size) } {
                 return p;
@@ -281,7 +291,7 @@ unsafe impl GlobalAlloc for NumaSlab {
                 }
             }
             return q;
-        }
+        };
         // SAFETY: as in `alloc`; the caller's contract for `realloc`.
         unsafe { (*c).realloc(&self.heap, p, layout.align(), layout.size(), new_size) }
     }

@@ -136,6 +136,7 @@ impl NodeState {
             unsafe {
                 let idx = slab_index(seg, slab);
                 (*slab).state.store(SlabState::Free as u8, crate::sync::Ordering::Relaxed);
+                (*seg).slab_class[idx] = crate::segment::NO_CLASS;
                 let kind = if (*seg).kind == SegmentKind::Medium as u8 {
                     SegmentKind::Medium
                 } else {

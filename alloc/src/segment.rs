@@ -46,6 +46,11 @@ pub const CHECKED_BITMAP_BYTES: usize = PAGE_BYTES;
 /// Bytes a slab reserves at its start for its live-block bitmap (none without `checked`).
 #[cfg(not(feature = "checked"))]
 pub const CHECKED_BITMAP_BYTES: usize = 0;
+/// `slab_class` entry of a cell that holds no slab of blocks.
+pub const NO_CLASS: u8 = 0xfe;
+/// `slab_class` entry of every cell of a large segment.
+pub const LARGE_CLASS: u8 = 0xff;
+
 /// Written into every header; `checked` frees compare it.
 pub const SEGMENT_MAGIC: usize = 0x6d63_616c_6c6f_6373;
 
@@ -116,6 +121,11 @@ pub struct SegmentHeader {
     pub cells: u8,
     /// Logical node whose pages these are.
     pub node: u16,
+    /// Class of each cell's slab ([`LARGE_CLASS`] for every cell of a large segment,
+    /// [`NO_CLASS`] for free and metadata cells). Written when a slab is set up, read without a
+    /// lock by frees (a slab's class changes only while it holds no live block). Kept next to
+    /// `node` so a free reads one cache line of the header.
+    pub slab_class: [u8; SLABS_MAX],
     /// Bit `i` set when cell `i` is free. Segment lock.
     pub free_cells: u64,
     /// Links of the node's list of segments with free cells of this kind. Segment lock.
@@ -183,6 +193,7 @@ pub fn cells_of(kind: SegmentKind) -> (u8, u64) {
 pub fn slab_shift_of(kind: SegmentKind) -> u8 {
     match kind {
         SegmentKind::Medium => MEDIUM_SLAB_SHIFT,
+        // Large: only the class table's LARGE_CLASS entries are read through it.
         _ => SMALL_SLAB_SHIFT,
     }
 }
@@ -211,8 +222,26 @@ pub unsafe fn init_header(
         (*seg).node = node as u16;
         (*seg).free_cells = mask;
         (*seg).mapping_bytes = mapping_bytes;
+        let fill = if kind == SegmentKind::Large { LARGE_CLASS } else { NO_CLASS };
+        (*seg).slab_class = [fill; SLABS_MAX];
     }
     seg
+}
+
+/// The class of the block at `p` ([`LARGE_CLASS`] for a large object), from the header's
+/// class table: two loads from the header's first cache lines.
+///
+/// # Safety
+/// 1. `seg` is `segment_of(p)`, a segment of this heap, and `p` is a live block in it.
+#[inline(always)]
+pub unsafe fn class_at(seg: *mut SegmentHeader, p: *mut u8) -> u8 {
+    // SAFETY: precondition 1: the header is initialized; `slab_shift` is immutable and the
+    // class entry of a cell with a live block does not change.
+    unsafe {
+        let shift = (*seg).slab_shift;
+        let idx = ((p.addr() - seg.addr()) >> shift) & (SLABS_MAX - 1);
+        *(*seg).slab_class.get_unchecked(idx)
+    }
 }
 
 /// First-block offset and block count of cell `idx` of a segment of `kind` for blocks of

@@ -201,6 +201,7 @@ pub unsafe fn init_slab(
         (*s).capacity = capacity as u32;
         (*s).carved = 0;
         (*s).class = class as u8;
+        (*seg).slab_class[idx] = class as u8;
         (*s).state.store(SlabState::Partial as u8, crate::sync::Ordering::Relaxed);
         #[cfg(feature = "checked")]
         crate::checked::clear_bitmap(seg, s);

@@ -1,0 +1,352 @@
+//! Allocator benchmarks: manycore-alloc's `NumaSlab` against glibc malloc (`System`),
+//! mimalloc and jemalloc, all driven through `GlobalAlloc` in the same run.
+//!
+//! Workloads:
+//! - `alloc_pair/<size>`: one `alloc` + `dealloc` of 16 B .. 4 KiB (fast-path latency);
+//! - `larson`: 4 threads replace random blocks (16-256 B) in arrays that other threads filled
+//!   (Larson and Krishnan's server benchmark: most frees are of blocks another thread made);
+//! - `xmalloc`: 2 producers allocate, 2 consumers free (every free is cross-thread);
+//! - `cache_scratch`: 2 threads each free a tiny block the main thread made next to the
+//!   others', then allocate / write / free the same size in a loop (allocator-induced false
+//!   sharing);
+//! - `mstress`: rounds of 4 short-lived threads allocating and freeing, 10 % of blocks outliving
+//!   their thread and freed by a later round.
+//!
+//! Peak RSS: after the timed runs, each (workload, allocator) pair runs once more in a child
+//! process (this binary with `ALLOC_BENCH_RSS` set); the child reports its own
+//! `getrusage(RUSAGE_SELF).ru_maxrss`. A child that runs no workload gives the baseline (the
+//! binary, libc, thread stacks), printed alongside. Bookkeeping vectors of the workloads use
+//! the process's global allocator (glibc), identical for all four.
+//!
+//! Run: `cargo bench -p manycore-benches --bench alloc` (add `-- --quick`-style criterion
+//! flags as needed; the RSS table is printed at the end).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::{Mutex, mpsc};
+use std::thread;
+use std::time::Duration;
+
+use criterion::Criterion;
+use manycore_alloc::NumaSlab;
+use mimalloc::MiMalloc;
+use tikv_jemallocator::Jemalloc;
+
+static NUMA: NumaSlab = NumaSlab::new();
+static MI: MiMalloc = MiMalloc;
+static JE: Jemalloc = Jemalloc;
+static SYS: System = System;
+
+/// A tiny xorshift generator (deterministic per thread).
+struct Rng(u64);
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Blk(usize, Layout);
+// SAFETY: a block is an owned allocation moved between threads by value.
+unsafe impl Send for Blk {}
+
+fn layout(size: usize) -> Layout {
+    Layout::from_size_align(size, 8).unwrap()
+}
+
+fn alloc<A: GlobalAlloc>(a: &A, size: usize) -> Blk {
+    let l = layout(size);
+    // SAFETY: non-zero size.
+    let p = unsafe { a.alloc(l) };
+    assert!(!p.is_null());
+    // Touch the block like a real program would.
+    // SAFETY: at least one byte.
+    unsafe { p.write(size as u8) };
+    Blk(p as usize, l)
+}
+
+fn free<A: GlobalAlloc>(a: &A, b: Blk) {
+    // SAFETY: a live block of `a` with its layout.
+    unsafe { a.dealloc(b.0 as *mut u8, b.1) }
+}
+
+const LARSON_THREADS: usize = 4;
+const LARSON_SLOTS: usize = 1000;
+const LARSON_GENERATIONS: usize = 4;
+const LARSON_OPS: usize = 25_000;
+
+fn larson<A: GlobalAlloc + Sync>(a: &'static A) {
+    let mut r = Rng::new(1);
+    let mut arrays: Vec<Vec<Blk>> = (0..LARSON_THREADS)
+        .map(|_| (0..LARSON_SLOTS).map(|_| alloc(a, 16 + r.below(241) as usize)).collect())
+        .collect();
+    for generation in 0..LARSON_GENERATIONS {
+        // Each thread takes the array another thread worked on last generation.
+        arrays.rotate_left(1);
+        arrays = thread::scope(|s| {
+            let hs: Vec<_> = arrays
+                .drain(..)
+                .enumerate()
+                .map(|(t, mut arr)| {
+                    s.spawn(move || {
+                        let mut r = Rng::new((generation * 100 + t + 7) as u64);
+                        for _ in 0..LARSON_OPS {
+                            let i = r.below(LARSON_SLOTS as u64) as usize;
+                            free(a, arr[i]);
+                            arr[i] = alloc(a, 16 + r.below(241) as usize);
+                        }
+                        arr
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+    }
+    for arr in arrays {
+        for b in arr {
+            free(a, b);
+        }
+    }
+}
+
+const XMALLOC_OBJECTS_PER_PRODUCER: usize = 100_000;
+const XMALLOC_BATCH: usize = 64;
+
+fn xmalloc<A: GlobalAlloc + Sync>(a: &'static A) {
+    let (tx, rx) = mpsc::sync_channel::<Vec<Blk>>(64);
+    let rx = Mutex::new(rx);
+    thread::scope(|s| {
+        for p in 0..2u64 {
+            let tx = tx.clone();
+            s.spawn(move || {
+                let mut r = Rng::new(p + 11);
+                let mut batch = Vec::with_capacity(XMALLOC_BATCH);
+                for _ in 0..XMALLOC_OBJECTS_PER_PRODUCER {
+                    batch.push(alloc(a, 16 + r.below(497) as usize));
+                    if batch.len() == XMALLOC_BATCH {
+                        tx.send(std::mem::replace(&mut batch, Vec::with_capacity(XMALLOC_BATCH)))
+                            .unwrap();
+                    }
+                }
+                tx.send(batch).unwrap();
+            });
+        }
+        drop(tx);
+        for _ in 0..2 {
+            let rx = &rx;
+            s.spawn(move || {
+                loop {
+                    let got = rx.lock().unwrap().recv();
+                    match got {
+                        Ok(batch) => batch.into_iter().for_each(|b| free(a, b)),
+                        Err(_) => break,
+                    }
+                }
+            });
+        }
+    });
+}
+
+const SCRATCH_THREADS: usize = 2;
+const SCRATCH_ITERS: usize = 20_000;
+const SCRATCH_WRITES: usize = 50;
+
+fn cache_scratch<A: GlobalAlloc + Sync>(a: &'static A) {
+    // Neighbouring tiny blocks, made by this thread, one per worker.
+    let seeds: Vec<Blk> = (0..SCRATCH_THREADS).map(|_| alloc(a, 8)).collect();
+    thread::scope(|s| {
+        for b in seeds {
+            s.spawn(move || {
+                free(a, b);
+                for i in 0..SCRATCH_ITERS {
+                    let b = alloc(a, 8);
+                    let p = b.0 as *mut u8;
+                    for w in 0..SCRATCH_WRITES {
+                        // SAFETY: an 8-byte live block.
+                        unsafe { std::ptr::write_volatile(p, (i + w) as u8) };
+                    }
+                    free(a, b);
+                }
+            });
+        }
+    });
+}
+
+const MSTRESS_ROUNDS: usize = 8;
+const MSTRESS_THREADS: usize = 4;
+const MSTRESS_OBJECTS: usize = 10_000;
+
+fn mstress<A: GlobalAlloc + Sync>(a: &'static A) {
+    let survivors: Mutex<Vec<Blk>> = Mutex::new(Vec::new());
+    for round in 0..MSTRESS_ROUNDS {
+        thread::scope(|s| {
+            for t in 0..MSTRESS_THREADS {
+                let survivors = &survivors;
+                s.spawn(move || {
+                    let mut r = Rng::new((round * 31 + t) as u64 + 5);
+                    let mut mine = Vec::with_capacity(MSTRESS_OBJECTS);
+                    for _ in 0..MSTRESS_OBJECTS {
+                        let size = if r.below(10) == 0 {
+                            1024 + r.below(15 * 1024) as usize
+                        } else {
+                            8 + r.below(1017) as usize
+                        };
+                        mine.push(alloc(a, size));
+                    }
+                    // Free blocks that earlier (exited) threads left behind.
+                    let old: Vec<Blk> = {
+                        let mut g = survivors.lock().unwrap();
+                        let keep = g.len().saturating_sub(MSTRESS_OBJECTS / 10);
+                        g.split_off(keep)
+                    };
+                    old.into_iter().for_each(|b| free(a, b));
+                    let mut keep = Vec::new();
+                    for b in mine {
+                        if r.below(10) == 0 {
+                            keep.push(b);
+                        } else {
+                            free(a, b);
+                        }
+                    }
+                    survivors.lock().unwrap().extend(keep);
+                });
+            }
+        });
+    }
+    for b in survivors.into_inner().unwrap() {
+        free(a, b);
+    }
+}
+
+type Workload = fn(&'static str);
+
+fn run_named(workload: &str, allocator: &str) {
+    macro_rules! with {
+        ($a:expr) => {
+            match workload {
+                "larson" => larson($a),
+                "xmalloc" => xmalloc($a),
+                "cache_scratch" => cache_scratch($a),
+                "mstress" => mstress($a),
+                "none" => {}
+                other => panic!("unknown workload {other}"),
+            }
+        };
+    }
+    match allocator {
+        "manycore" => with!(&NUMA),
+        "mimalloc" => with!(&MI),
+        "jemalloc" => with!(&JE),
+        "glibc" => with!(&SYS),
+        other => panic!("unknown allocator {other}"),
+    }
+}
+
+const ALLOCATORS: [&str; 4] = ["manycore", "mimalloc", "jemalloc", "glibc"];
+const WORKLOADS: [&str; 4] = ["larson", "xmalloc", "cache_scratch", "mstress"];
+
+fn pair_latency(c: &mut Criterion) {
+    for size in [16usize, 64, 256, 1024, 4096] {
+        let mut g = c.benchmark_group(format!("alloc_pair/{size}"));
+        let l = layout(size);
+        macro_rules! pair {
+            ($name:expr, $a:expr) => {
+                g.bench_function($name, |b| {
+                    b.iter(|| {
+                        // SAFETY: non-zero layout; freed with the same layout.
+                        unsafe {
+                            let p = $a.alloc(black_box(l));
+                            black_box(p);
+                            $a.dealloc(p, l);
+                        }
+                    })
+                });
+            };
+        }
+        pair!("manycore", NUMA);
+        pair!("mimalloc", MI);
+        pair!("jemalloc", JE);
+        pair!("glibc", SYS);
+        g.finish();
+    }
+}
+
+fn multi_threaded(c: &mut Criterion) {
+    let _: Option<Workload> = None;
+    for w in WORKLOADS {
+        let mut g = c.benchmark_group(w);
+        g.sample_size(10);
+        for a in ALLOCATORS {
+            g.bench_function(a, |b| b.iter(|| run_named(w, a)));
+        }
+        g.finish();
+    }
+}
+
+fn max_rss_kb() -> i64 {
+    // SAFETY: getrusage writes into the zeroed struct.
+    unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u.ru_maxrss
+    }
+}
+
+fn peak_rss_table() {
+    let exe = std::env::current_exe().unwrap();
+    let measure = |w: &str, a: &str| -> i64 {
+        let out = std::process::Command::new(&exe)
+            .env("ALLOC_BENCH_RSS", format!("{w}:{a}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "child {w}:{a} failed");
+        let s = String::from_utf8_lossy(&out.stdout);
+        s.lines()
+            .find_map(|l| l.strip_prefix("maxrss_kb="))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("child {w}:{a} printed no maxrss: {s}"))
+    };
+    println!("\npeak RSS (KiB, child process per run; baseline = same child running nothing)");
+    println!("| workload | allocator | peak RSS KiB | minus baseline | ratio to mimalloc (minus baseline) |");
+    println!("|---|---|---|---|---|");
+    for w in WORKLOADS {
+        let base = measure("none", "glibc");
+        let rows: Vec<(&str, i64)> = ALLOCATORS.iter().map(|&a| (a, measure(w, a))).collect();
+        let mi = rows.iter().find(|r| r.0 == "mimalloc").unwrap().1 - base;
+        for (a, kb) in rows {
+            println!(
+                "| {w} | {a} | {kb} | {} | {:.2} |",
+                kb - base,
+                (kb - base) as f64 / mi.max(1) as f64
+            );
+        }
+    }
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("ALLOC_BENCH_RSS") {
+        let (w, a) = spec.split_once(':').expect("workload:allocator");
+        run_named(w, a);
+        println!("maxrss_kb={}", max_rss_kb());
+        return;
+    }
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    pair_latency(&mut c);
+    multi_threaded(&mut c);
+    c.final_summary();
+    if std::env::var("ALLOC_BENCH_NO_RSS").is_err() {
+        peak_rss_table();
+    }
+}
