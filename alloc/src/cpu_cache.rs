@@ -102,8 +102,31 @@ impl Cache {
     }
 
     /// Allocates `size` bytes aligned to `align` (a power of two). Null on failure.
-    #[inline]
+    #[inline(always)]
     pub fn alloc<P: PageSource>(&mut self, heap: &Heap<P>, size: usize, align: usize) -> *mut u8 {
+        #[cfg(not(feature = "checked"))]
+        if align <= 8 {
+            if let Some(c) = size_class::small_class(size) {
+                // SAFETY: `small_class` returns a class index below NUM_CLASSES.
+                let cc = unsafe { self.classes.get_unchecked_mut(c) };
+                let m = cc.loaded;
+                // SAFETY: a non-null loaded magazine is owned by this cache (invariant 2).
+                if !m.is_null() && unsafe { (*m).count } != 0 {
+                    cc.allocs += 1;
+                    // SAFETY: as above; `count > 0` so `items[count - 1]` holds a block.
+                    return unsafe {
+                        (*m).count -= 1;
+                        *(*m).items.get_unchecked((*m).count as usize)
+                    };
+                }
+            }
+        }
+        self.alloc_general(heap, size, align)
+    }
+
+    /// Every allocation the inlined fast path does not finish.
+    #[inline(never)]
+    fn alloc_general<P: PageSource>(&mut self, heap: &Heap<P>, size: usize, align: usize) -> *mut u8 {
         let p = match size_class::class_for(size, align) {
             Some(c) => {
                 let cc = &mut self.classes[c];
@@ -134,8 +157,36 @@ impl Cache {
     ///
     /// # Safety
     /// 1. `p` was allocated from `heap` (by any cache or entry point) and not freed since.
-    #[inline]
+    #[inline(always)]
     pub unsafe fn free<P: PageSource>(&mut self, heap: &Heap<P>, p: *mut u8) {
+        #[cfg(not(feature = "checked"))]
+        {
+            let seg = segment_of(p);
+            // SAFETY: precondition 1: `p` lies in a segment of `heap`, whose header is valid.
+            unsafe {
+                let c = class_at(seg, p) as usize;
+                if c < NUM_CLASSES && (*seg).node as usize == self.node {
+                    let cc = self.classes.get_unchecked_mut(c);
+                    let m = cc.loaded;
+                    if !m.is_null() && (*m).count < (*m).cap {
+                        *(*m).items.get_unchecked_mut((*m).count as usize) = p;
+                        (*m).count += 1;
+                        cc.frees += 1;
+                        return;
+                    }
+                }
+            }
+        }
+        // SAFETY: precondition 1.
+        unsafe { self.free_general(heap, p) }
+    }
+
+    /// Every free the inlined fast path does not finish.
+    ///
+    /// # Safety
+    /// 1. As for [`Cache::free`].
+    #[inline(never)]
+    unsafe fn free_general<P: PageSource>(&mut self, heap: &Heap<P>, p: *mut u8) {
         #[cfg(feature = "checked")]
         crate::checked::on_free(heap, p);
         let seg = segment_of(p);

@@ -198,6 +198,32 @@ impl NumaSlab {
         Some(p)
     }
 
+    /// `alloc` for a thread without a cache in the first slot.
+    #[cold]
+    #[inline(never)]
+    fn alloc_cold(&self, layout: Layout) -> *mut u8 {
+        match self.thread_cache_slow() {
+            // SAFETY: the thread's own cache (see `alloc`).
+            Some(c) => unsafe { (*c).alloc(&self.heap, layout.size(), layout.align()) },
+            None => self.heap.alloc(0, layout),
+        }
+    }
+
+    /// `dealloc` for a thread without a cache in the first slot.
+    ///
+    /// # Safety
+    /// 1. `p` came from this allocator and is live.
+    #[cold]
+    #[inline(never)]
+    unsafe fn dealloc_cold(&self, p: *mut u8) {
+        match self.thread_cache_slow() {
+            // SAFETY: the thread's own cache; precondition 1.
+            Some(c) => unsafe { (*c).free(&self.heap, p) },
+            // SAFETY: precondition 1.
+            None => unsafe { self.heap.free(p) },
+        }
+    }
+
     #[inline]
     fn thread_cache(&self) -> Option<*mut Cache> {
         match self.cached() {
@@ -254,21 +280,21 @@ unsafe extern "C" fn thread_exit(_: *mut libc::c_void) {
 unsafe impl GlobalAlloc for NumaSlab {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        match self.thread_cache() {
+        match self.cached() {
             // SAFETY: the thread's own cache; no other reference to it is live (the allocator
             // is not reentrant on a thread: nothing below calls back into it).
             Some(c) => unsafe { (*c).alloc(&self.heap, layout.size(), layout.align()) },
-            None => self.heap.alloc(0, layout),
+            None => self.alloc_cold(layout),
         }
     }
 
     #[inline]
     unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
-        match self.thread_cache() {
+        match self.cached() {
             // SAFETY: as in `alloc`; `p` came from this heap.
             Some(c) => unsafe { (*c).free(&self.heap, p) },
             // SAFETY: the caller's contract: `p` came from this allocator.
-            None => unsafe { self.heap.free(p) },
+            None => unsafe { self.dealloc_cold(p) },
         }
     }
 

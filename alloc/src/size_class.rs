@@ -82,8 +82,19 @@ const fn compute_lookup() -> [u8; LOOKUP_MAX_BYTES / 8 + 1] {
     out
 }
 
-/// `SMALL_LOOKUP[(size + 7) / 8]` is the class of `size` for `size <= 1024`.
-static SMALL_LOOKUP: [u8; LOOKUP_MAX_BYTES / 8 + 1] = compute_lookup();
+/// `SMALL_LOOKUP[(size + 7) / 8]` is the class of `size` for `size <= 1024`. A `const` so each
+/// user crate indexes its own read-only copy without a GOT indirection.
+const SMALL_LOOKUP: [u8; LOOKUP_MAX_BYTES / 8 + 1] = compute_lookup();
+
+/// The class of `size <= 1024` bytes with alignment at most 8: one table load.
+#[inline(always)]
+pub fn small_class(size: usize) -> Option<usize> {
+    if size <= LOOKUP_MAX_BYTES {
+        Some(SMALL_LOOKUP[(size + 7) >> 3] as usize)
+    } else {
+        None
+    }
+}
 
 /// The class of `size` bytes (1 ..= CLASS_MAX_BYTES) by arithmetic.
 const fn class_by_arithmetic(size: usize) -> usize {
