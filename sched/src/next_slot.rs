@@ -8,18 +8,23 @@
 //! The owner bounds how many times in a row it runs from the slot (`next_streak_max` in
 //! [`crate::Config`]), so two tasks waking each other cannot starve the ring.
 
-use crate::sync::SpinLock;
+use crate::sync::{AtomicBool, Ordering, SpinLock};
 
 /// A one-task slot, owner-filled, stealable after a grace period.
 pub struct NextSlot<T> {
     /// The task and the time (ns) it entered; written by the owner, taken by owner or thief.
     slot: SpinLock<Option<(T, u64)>>,
+    /// Whether `slot` holds a task: set by the owner's `put`, cleared by whoever takes it (under
+    /// the lock). Lets the owner's `take` skip the lock when the slot is empty: only the owner
+    /// fills the slot, so a `false` it reads cannot be stale in the direction that matters.
+    occupied: AtomicBool,
 }
 
 impl<T> Default for NextSlot<T> {
     fn default() -> Self {
         NextSlot {
             slot: SpinLock::new(None),
+            occupied: AtomicBool::new(false),
         }
     }
 }
@@ -28,13 +33,21 @@ impl<T> NextSlot<T> {
     /// Owner: puts `task` (entered at `now_ns`) in the slot and returns the task it displaced,
     /// which the caller queues on its ring.
     pub fn put(&self, task: T, now_ns: u64) -> Option<T> {
-        self.slot
-            .with(|s| s.replace((task, now_ns)).map(|(t, _)| t))
+        self.slot.with(|s| {
+            self.occupied.store(true, Ordering::Relaxed);
+            s.replace((task, now_ns)).map(|(t, _)| t)
+        })
     }
 
     /// Owner: takes the task.
     pub fn take(&self) -> Option<T> {
-        self.slot.with(|s| s.take().map(|(t, _)| t))
+        if !self.occupied.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.slot.with(|s| {
+            self.occupied.store(false, Ordering::Relaxed);
+            s.take().map(|(t, _)| t)
+        })
     }
 
     /// Thief: takes the task if it has waited at least `grace_ns`. Never waits for the lock.
@@ -42,6 +55,7 @@ impl<T> NextSlot<T> {
         self.slot
             .try_with(|s| match s {
                 Some((_, since)) if now_ns.saturating_sub(*since) >= grace_ns => {
+                    self.occupied.store(false, Ordering::Relaxed);
                     s.take().map(|(t, _)| t)
                 }
                 _ => None,

@@ -496,7 +496,13 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     /// [`Scheduler::park`].
     pub fn next_task(&self, cpu: usize) -> Option<T> {
         let me = &self.cpus[cpu];
-        let tick = me.tick.load(Ordering::Relaxed).wrapping_add(1);
+        // Counts up to the interval and restarts (no division on the fast path).
+        let tick = me.tick.load(Ordering::Relaxed) + 1;
+        let tick = if tick >= self.config.injector_interval_ticks {
+            0
+        } else {
+            tick
+        };
         me.tick.store(tick, Ordering::Relaxed);
         let node = self.idle.node_of(cpu);
         if self.shared() {
@@ -506,7 +512,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             self.observer.injector(cpu, None, false, 1);
             return Some(self.took(cpu, t));
         }
-        if tick % self.config.injector_interval_ticks == 0
+        if tick == 0
             && let Some(t) = me.inbox.pop().or_else(|| self.pop_injector(cpu, node))
         {
             return Some(self.took(cpu, t));

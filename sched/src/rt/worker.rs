@@ -86,7 +86,8 @@ pub(crate) fn current_worker() -> Option<&'static Worker> {
     (!w.is_null()).then(|| unsafe { &*w })
 }
 
-/// The running task's header (null-free: `None` outside tasks).
+/// The running task's header (`None` outside tasks).
+#[inline(always)]
 pub(crate) fn current_header() -> Option<*const Header> {
     let w = current_worker()?;
     let t = w.current.get();
@@ -103,7 +104,10 @@ pub(crate) fn current_task() -> Option<TaskRef> {
 }
 
 /// Suspends the running task (whose header is `hdr`) back to its worker; the caller has set the
-/// state the worker acts on.
+/// state the worker acts on. Always inlined, like its callers that tasks call in loops: a task
+/// that suspends at the call depth where it was resumed keeps the return-stack predictor right
+/// (`arch::resume`'s call is matched by this `ret`).
+#[inline(always)]
 pub(crate) fn suspend_running(hdr: &Header) {
     // SAFETY: we run on the task's stack and `hdr.ctx` is the context its worker resumed it
     // through (the worker set it up); the header is heap memory that outlives the switch.
@@ -112,6 +116,10 @@ pub(crate) fn suspend_running(hdr: &Header) {
 
 /// Gives the CPU to other runnable tasks; the caller goes to the back of its CPU's queue (behind
 /// work waiting in its inbox and node injector). Outside a task it yields the OS thread.
+///
+/// Inlined into the caller, so that a task yielding in a loop suspends and resumes at the same
+/// call depth (see `suspend_running`).
+#[inline(always)]
 pub fn yield_now() {
     let Some(hdr) = current_header() else {
         std::thread::yield_now();
