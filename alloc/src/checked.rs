@@ -69,7 +69,8 @@ pub(crate) fn unregister(base: *mut u8) {
 
 fn registered(base: usize) -> bool {
     let start = slot_of(base);
-    (0..REGISTRY_PROBES_MAX).any(|i| REGISTRY[(start + i) % REGISTRY_SLOTS].load(Ordering::Acquire) == base)
+    (0..REGISTRY_PROBES_MAX)
+        .any(|i| REGISTRY[(start + i) % REGISTRY_SLOTS].load(Ordering::Acquire) == base)
 }
 
 /// A message buffer on the stack.
@@ -103,7 +104,11 @@ fn fail<P: PageSource>(heap: &Heap<P>, what: &str, p: *mut u8) -> ! {
 ///
 /// # Safety
 /// 1. `slab` is an active slab of `seg`; `p` is a block boundary inside it.
-unsafe fn bit_of(seg: *mut SegmentHeader, slab: *mut SlabMeta, p: *mut u8) -> (&'static AtomicU64, u64) {
+unsafe fn bit_of(
+    seg: *mut SegmentHeader,
+    slab: *mut SlabMeta,
+    p: *mut u8,
+) -> (&'static AtomicU64, u64) {
     // SAFETY: precondition 1: the bitmap page precedes the blocks in the same cell.
     unsafe {
         let start = seg.cast::<u8>().add((*slab).start_offset as usize);

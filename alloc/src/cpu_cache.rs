@@ -126,7 +126,12 @@ impl Cache {
 
     /// Every allocation the inlined fast path does not finish.
     #[inline(never)]
-    fn alloc_general<P: PageSource>(&mut self, heap: &Heap<P>, size: usize, align: usize) -> *mut u8 {
+    fn alloc_general<P: PageSource>(
+        &mut self,
+        heap: &Heap<P>,
+        size: usize,
+        align: usize,
+    ) -> *mut u8 {
         let p = match size_class::class_for(size, align) {
             Some(c) => {
                 let cc = &mut self.classes[c];
@@ -463,7 +468,10 @@ impl Cache {
                 }
             }
         });
-        let held = [cc.loaded, cc.previous].iter().filter(|m| !m.is_null()).count();
+        let held = [cc.loaded, cc.previous]
+            .iter()
+            .filter(|m| !m.is_null())
+            .count();
         cc.loaded = ptr::null_mut();
         cc.previous = ptr::null_mut();
         let per_mag = MAGAZINE_CAPACITY[c] as usize * class_bytes(c);

@@ -223,7 +223,10 @@ mod tests {
         }
         // First interval starts now: 6 full.
         let (f, e) = d.reap(false);
-        assert!(f.is_null() && e.is_null(), "nothing sat unused before the interval began");
+        assert!(
+            f.is_null() && e.is_null(),
+            "nothing sat unused before the interval began"
+        );
         // During the interval, the list dips to 4 and recovers to 6.
         let a = d.pop_full();
         let b = d.pop_full();
@@ -234,7 +237,11 @@ mod tests {
         }
         let (f, _) = d.reap(false);
         let got = chain_len(f);
-        assert_eq!(got.len(), 4, "four magazines sat in the depot the whole interval");
+        assert_eq!(
+            got.len(),
+            4,
+            "four magazines sat in the depot the whole interval"
+        );
         assert_eq!(d.full_len(), 2);
         let (rest, _) = d.reap(true);
         assert_eq!(chain_len(rest).len(), 2);
@@ -326,10 +333,17 @@ mod loom_tests {
                     m = unsafe { (*m).next };
                 }
             }
-            assert!(got_full != 0, "the allocating side always finds a full magazine");
+            assert!(
+                got_full != 0,
+                "the allocating side always finds a full magazine"
+            );
             owned.sort_unstable();
             owned.dedup();
-            assert_eq!(owned.len(), 3, "three distinct magazines, none lost or duplicated");
+            assert_eq!(
+                owned.len(),
+                3,
+                "three distinct magazines, none lost or duplicated"
+            );
             blocks.sort_unstable();
             assert_eq!(blocks, [1, 2, 3, 4], "every block in exactly one magazine");
             for m in owned {

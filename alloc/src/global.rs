@@ -1,8 +1,13 @@
 //! `NumaSlab`: the user-space allocator for `#[global_allocator]`.
 //!
-//! ```ignore
+//! ```
 //! #[global_allocator]
 //! static A: manycore_alloc::NumaSlab = manycore_alloc::NumaSlab::new();
+//!
+//! fn main() {
+//!     let v: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+//!     assert_eq!(v.len(), 100);
+//! }
 //! ```
 //!
 //! Each thread gets a [`Cache`] on first use, bound to the node of the CPU it runs on and
@@ -63,7 +68,9 @@ pub struct NumaSlab {
 
 impl core::fmt::Debug for NumaSlab {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("NumaSlab").field("heap", &self.heap).finish()
+        f.debug_struct("NumaSlab")
+            .field("heap", &self.heap)
+            .finish()
     }
 }
 
@@ -166,10 +173,17 @@ impl NumaSlab {
     #[inline(never)]
     fn thread_cache_slow(&self) -> Option<*mut Cache> {
         let me = self as *const NumaSlab as usize;
-        SLOTS.try_with(|slots| self.find_or_make(slots, me)).ok().flatten()
+        SLOTS
+            .try_with(|slots| self.find_or_make(slots, me))
+            .ok()
+            .flatten()
     }
 
-    fn find_or_make(&self, slots: &[Cell<(usize, *mut Cache)>; TLS_SLOTS], me: usize) -> Option<*mut Cache> {
+    fn find_or_make(
+        &self,
+        slots: &[Cell<(usize, *mut Cache)>; TLS_SLOTS],
+        me: usize,
+    ) -> Option<*mut Cache> {
         for s in slots.iter() {
             let (h, c) = s.get();
             if h == me {
@@ -186,7 +200,10 @@ impl NumaSlab {
         let node = crate::sys::linux::current_cpu()
             .map(|cpu| self.heap.node_of_cpu(cpu))
             .unwrap_or(0);
-        let p = self.heap.alloc(node, Layout::new::<Cache>()).cast::<Cache>();
+        let p = self
+            .heap
+            .alloc(node, Layout::new::<Cache>())
+            .cast::<Cache>();
         if p.is_null() {
             return None;
         }
@@ -252,7 +269,12 @@ fn register_exit_hook() -> bool {
         }
     }
     // SAFETY: a key created above; any non-null value arms the destructor for this thread.
-    unsafe { libc::pthread_setspecific((k - 1) as libc::pthread_key_t, 1 as *const libc::c_void) == 0 }
+    unsafe {
+        libc::pthread_setspecific(
+            (k - 1) as libc::pthread_key_t,
+            ptr::dangling::<libc::c_void>(),
+        ) == 0
+    }
 }
 
 /// Thread exit: flush and free every cache of the thread, mark its slots dead.

@@ -590,7 +590,10 @@ impl<P: PageSource> Heap<P> {
                 if new_size > CLASS_MAX_BYTES && new_size <= usable {
                     let node = (*seg).node as usize;
                     if let Some(ns) = self.existing_node(node) {
-                        stats::sub(&ns.stats.large_bytes_in_use, (*seg).large_request_bytes as u64);
+                        stats::sub(
+                            &ns.stats.large_bytes_in_use,
+                            (*seg).large_request_bytes as u64,
+                        );
                         stats::add(&ns.stats.large_bytes_in_use, new_size as u64);
                     }
                     (*seg).large_request_bytes = new_size;

@@ -119,6 +119,11 @@ impl MagazinePool {
     pub fn len(&self) -> usize {
         self.free_len
     }
+
+    /// Whether no spare magazine is left.
+    pub fn is_empty(&self) -> bool {
+        self.free_len == 0
+    }
 }
 
 impl Default for MagazinePool {

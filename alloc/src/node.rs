@@ -135,7 +135,9 @@ impl NodeState {
             // SAFETY: precondition 1; segment fields belong to this lock.
             unsafe {
                 let idx = slab_index(seg, slab);
-                (*slab).state.store(SlabState::Free as u8, crate::sync::Ordering::Relaxed);
+                (*slab)
+                    .state
+                    .store(SlabState::Free as u8, crate::sync::Ordering::Relaxed);
                 (*seg).slab_class[idx] = crate::segment::NO_CLASS;
                 let kind = if (*seg).kind == SegmentKind::Medium as u8 {
                     SegmentKind::Medium
@@ -272,13 +274,17 @@ impl NodeState {
     }
 
     /// A cell set up as node metadata (magazines), for the pool to carve: `(area, bytes)`.
-    pub(crate) fn meta_cell<P: PageSource>(&self, ctx: &PageCtx<'_, P>) -> Option<(*mut u8, usize)> {
+    pub(crate) fn meta_cell<P: PageSource>(
+        &self,
+        ctx: &PageCtx<'_, P>,
+    ) -> Option<(*mut u8, usize)> {
         let (seg, idx) = self.take_cell(ctx, SegmentKind::Meta)?;
         let (start, _) = crate::segment::slab_geometry(SegmentKind::Small, idx, 8);
         // SAFETY: the cell is ours; mark it so frees of pointers into it are recognized.
         unsafe {
             let s = ptr::addr_of_mut!((*seg).slabs[idx]);
-            (*s).state.store(SlabState::Meta as u8, crate::sync::Ordering::Relaxed);
+            (*s).state
+                .store(SlabState::Meta as u8, crate::sync::Ordering::Relaxed);
             (*s).start_offset = start as u32;
             let cell_end = (idx + 1) << crate::segment::SMALL_SLAB_SHIFT;
             Some((seg.cast::<u8>().add(start), cell_end - start))

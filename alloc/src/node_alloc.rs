@@ -1,9 +1,13 @@
 //! Per-node handles: allocator-api2 `Allocator`s that place every block on one node.
 //!
-//! ```ignore
+//! ```
+//! # use manycore_alloc::{Heap, NodeMap, SystemPageSource};
+//! # let heap = Heap::with_node_map(SystemPageSource::new(), NodeMap::fake(2, 2).unwrap());
+//! use allocator_api2::alloc::Allocator;
 //! let on1 = heap.alloc_on_node(1);
-//! let mut v = allocator_api2::vec::Vec::new_in(on1);
-//! v.push(7u64); // lives in node 1's pages
+//! let block = on1.allocate(core::alloc::Layout::new::<[u64; 4]>()).unwrap();
+//! assert_eq!(heap.source().node_of(block.as_ptr().cast()), Some(1));
+//! unsafe { on1.deallocate(block.cast(), core::alloc::Layout::new::<[u64; 4]>()) };
 //! ```
 //!
 //! A handle has no cache of its own: each call takes the class lock of its node (one

@@ -148,9 +148,7 @@ impl NodeMap {
         }
         let logical = self.nodes as usize;
         if logical >= MAX_NODES {
-            return Err(NodeMapError::TooManyNodes {
-                nodes: logical + 1,
-            });
+            return Err(NodeMapError::TooManyNodes { nodes: logical + 1 });
         }
         let mut bad = None;
         for_each_in_cpulist(cpulist, |cpu| {

@@ -1,8 +1,13 @@
 //! Typed object caches: blocks of one type on one node, with the class looked up once.
 //!
-//! ```ignore
-//! let conns = ObjectCache::<Conn, _>::new(&heap, node);
-//! let c = conns.alloc(Conn::new()).expect("memory");   // an ObjectBox<Conn>
+//! ```
+//! # use manycore_alloc::{Heap, NodeMap, ObjectCache, SystemPageSource};
+//! # let heap = Heap::with_node_map(SystemPageSource::new(), NodeMap::fake(2, 2).unwrap());
+//! struct Conn { id: u32, buf: [u8; 64] }
+//! let conns = ObjectCache::<Conn, _>::new(&heap, 1);
+//! let c = conns.alloc(Conn { id: 7, buf: [0; 64] }).ok().expect("memory");
+//! assert_eq!(c.id, 7);
+//! drop(c); // drops the Conn and frees its block
 //! ```
 //!
 //! An [`ObjectCache`] is `Sync`: any thread may allocate and free through it. Blocks come from
@@ -62,7 +67,10 @@ impl<'h, T, P: PageSource> ObjectCache<'h, T, P> {
         };
         // SAFETY: a fresh block with T's size and alignment.
         unsafe { p.as_ptr().write(value) };
-        Ok(ObjectBox { cache: self, ptr: p })
+        Ok(ObjectBox {
+            cache: self,
+            ptr: p,
+        })
     }
 }
 

@@ -22,7 +22,8 @@ pub struct Placement {
 
 /// Pages on NUMA nodes.
 ///
-/// # Safety (for implementors)
+/// # Safety
+/// Implementors promise:
 /// 1. `alloc_pages` returns either `None` or a pointer to `bytes` bytes of readable and writable
 ///    memory aligned to `align_bytes`, owned by the caller until it passes the same
 ///    `(ptr, bytes, os_node)` to `free_pages`. The memory need not be zeroed.
@@ -32,8 +33,7 @@ pub struct Placement {
 pub unsafe trait PageSource: Sync {
     /// `bytes` (a multiple of 4096) aligned to `align_bytes` (a power of two, at least 4096),
     /// placed on OS node `os_node` as well as the platform can. `None` when memory is exhausted.
-    fn alloc_pages(&self, bytes: usize, align_bytes: usize, os_node: usize)
-    -> Option<NonNull<u8>>;
+    fn alloc_pages(&self, bytes: usize, align_bytes: usize, os_node: usize) -> Option<NonNull<u8>>;
 
     /// Returns pages obtained from [`PageSource::alloc_pages`].
     ///

@@ -17,7 +17,8 @@ use crate::sync::{AtomicPtr, Ordering};
 
 /// What the kernel tells the allocator about the running CPU.
 ///
-/// # Safety (for implementors)
+/// # Safety
+/// Implementors promise:
 /// 1. Between `preempt_disable` and the matching `preempt_enable`, the caller keeps running on
 ///    the same CPU and no other code that allocates runs on that CPU (preemption is off; an
 ///    interrupt handler that allocates must be excluded too, e.g. by masking interrupts).
@@ -43,7 +44,9 @@ pub struct PerCpu<P: PageSource, C: CpuLocal> {
 
 impl<P: PageSource, C: CpuLocal> core::fmt::Debug for PerCpu<P, C> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("PerCpu").field("heap", &self.heap).finish_non_exhaustive()
+        f.debug_struct("PerCpu")
+            .field("heap", &self.heap)
+            .finish_non_exhaustive()
     }
 }
 
@@ -90,7 +93,10 @@ impl<P: PageSource, C: CpuLocal> PerCpu<P, C> {
     #[cold]
     fn create_cache(&self, cpu: usize) -> *mut Cache {
         let node = self.heap.node_of_cpu(cpu);
-        let p = self.heap.alloc(node, Layout::new::<Cache>()).cast::<Cache>();
+        let p = self
+            .heap
+            .alloc(node, Layout::new::<Cache>())
+            .cast::<Cache>();
         if p.is_null() {
             return p;
         }
@@ -116,8 +122,10 @@ unsafe impl<P: PageSource, C: CpuLocal> GlobalAlloc for PerCpu<P, C> {
     }
 
     unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
-        // SAFETY (both arms): the GlobalAlloc contract: `p` came from this allocator.
-        if self.with_cache(|c, h| unsafe { c.free(h, p) }).is_none() {
+        // SAFETY: the GlobalAlloc contract: `p` came from this allocator and is live.
+        let done = self.with_cache(|c, h| unsafe { c.free(h, p) });
+        if done.is_none() {
+            // SAFETY: as above; no cache could be made, so the heap takes it directly.
             unsafe { self.heap.free(p) };
         }
     }

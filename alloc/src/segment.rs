@@ -222,7 +222,11 @@ pub unsafe fn init_header(
         (*seg).node = node as u16;
         (*seg).free_cells = mask;
         (*seg).mapping_bytes = mapping_bytes;
-        let fill = if kind == SegmentKind::Large { LARGE_CLASS } else { NO_CLASS };
+        let fill = if kind == SegmentKind::Large {
+            LARGE_CLASS
+        } else {
+            NO_CLASS
+        };
         (*seg).slab_class = [fill; SLABS_MAX];
     }
     seg
@@ -278,7 +282,11 @@ mod tests {
                 // The unusable tail of a full cell is under 1/16 of it.
                 if idx > 0 && CHECKED_BITMAP_BYTES == 0 {
                     let tail = ((idx + 1) << slab_shift_of(kind)) - end;
-                    assert!(tail * 16 <= 1 << slab_shift_of(kind), "class {}", class_bytes(c));
+                    assert!(
+                        tail * 16 <= 1 << slab_shift_of(kind),
+                        "class {}",
+                        class_bytes(c)
+                    );
                 }
             }
         }

@@ -100,7 +100,7 @@ pub fn small_class(size: usize) -> Option<usize> {
 const fn class_by_arithmetic(size: usize) -> usize {
     if size <= 128 {
         let s = if size == 0 { 1 } else { size };
-        return (s + 7) / 8 - 1;
+        return s.div_ceil(8) - 1;
     }
     // size in (base, 2*base] with base = 2^k >= 128.
     let k = (usize::BITS - 1 - (size - 1).leading_zeros()) as usize;
@@ -177,15 +177,26 @@ mod tests {
             let bytes = class_bytes(c);
             assert!(bytes >= size, "size {size} got class {bytes}");
             if c > 0 {
-                assert!(class_bytes(c - 1) < size, "size {size} skipped class {}", c - 1);
+                assert!(
+                    class_bytes(c - 1) < size,
+                    "size {size} skipped class {}",
+                    c - 1
+                );
             }
             let waste = bytes - size;
             if size > 64 {
-                assert!(waste * 8 <= bytes, "size {size} in class {bytes}: waste {waste}");
+                assert!(
+                    waste * 8 <= bytes,
+                    "size {size} in class {bytes}: waste {waste}"
+                );
             } else {
                 assert!(waste < 8, "size {size} in class {bytes}: waste {waste}");
             }
-            assert_eq!(c, class_by_arithmetic(size), "lookup table disagrees at {size}");
+            assert_eq!(
+                c,
+                class_by_arithmetic(size),
+                "lookup table disagrees at {size}"
+            );
         }
         assert_eq!(class_for(CLASS_MAX_BYTES + 1, 1), None);
         assert_eq!(class_for(0, 1), Some(0));
@@ -210,8 +221,8 @@ mod tests {
 
     #[test]
     fn magazines_hold_two_to_sixty_four() {
-        for c in 0..NUM_CLASSES {
-            let cap = MAGAZINE_CAPACITY[c] as usize;
+        for &cap in &MAGAZINE_CAPACITY {
+            let cap = cap as usize;
             assert!((2..=MAGAZINE_CAPACITY_MAX).contains(&cap));
         }
     }

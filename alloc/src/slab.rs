@@ -90,7 +90,8 @@ impl ClassInner {
             (*s).used += 1;
             if (*s).used == (*s).capacity {
                 self.unlink(s);
-                (*s).state.store(SlabState::Full as u8, crate::sync::Ordering::Relaxed);
+                (*s).state
+                    .store(SlabState::Full as u8, crate::sync::Ordering::Relaxed);
             }
             b
         }
@@ -110,7 +111,9 @@ impl ClassInner {
             (*slab).free = b;
             (*slab).used -= 1;
             if (*slab).state.load(crate::sync::Ordering::Relaxed) == SlabState::Full as u8 {
-                (*slab).state.store(SlabState::Partial as u8, crate::sync::Ordering::Relaxed);
+                (*slab)
+                    .state
+                    .store(SlabState::Partial as u8, crate::sync::Ordering::Relaxed);
                 self.link_front(slab);
             }
             if (*slab).used == 0 {
@@ -202,7 +205,8 @@ pub unsafe fn init_slab(
         (*s).carved = 0;
         (*s).class = class as u8;
         (*seg).slab_class[idx] = class as u8;
-        (*s).state.store(SlabState::Partial as u8, crate::sync::Ordering::Relaxed);
+        (*s).state
+            .store(SlabState::Partial as u8, crate::sync::Ordering::Relaxed);
         #[cfg(feature = "checked")]
         crate::checked::clear_bitmap(seg, s);
         s

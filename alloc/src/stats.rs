@@ -141,7 +141,11 @@ impl NodeStats {
 
     /// Bytes handed out and not yet returned, small and large.
     pub fn bytes_in_use(&self) -> u64 {
-        self.classes.iter().map(ClassStats::bytes_in_use).sum::<u64>() + self.large_bytes_in_use
+        self.classes
+            .iter()
+            .map(ClassStats::bytes_in_use)
+            .sum::<u64>()
+            + self.large_bytes_in_use
     }
 
     /// Blocks freed remotely and received by this node, over all classes.

@@ -4,10 +4,10 @@
 //! Run the models with
 //! `RUSTFLAGS="--cfg loom" cargo test -p manycore-alloc --release --lib loom`.
 
-#[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 pub(crate) use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 // Used only by the heap, which is not built under loom (its statics need const atomics).
 #[cfg(not(loom))]
@@ -93,8 +93,10 @@ unsafe impl<T: Send> Sync for SpinLock<T> {}
 unsafe impl<T: Send> Send for SpinLock<T> {}
 
 impl<T> SpinLock<T> {
-    /// An unlocked lock around `value`.
+    /// An unlocked lock around `value`. (The heap creates its locks in zeroed pages; this is
+    /// for the loom models and tests.)
     #[cfg(not(loom))]
+    #[allow(dead_code)]
     pub(crate) const fn new(value: T) -> Self {
         SpinLock {
             locked: AtomicBool::new(false),

@@ -8,7 +8,10 @@ use crate::size_class::{NUM_CLASSES, class_bytes};
 use crate::{Cache, Heap, NodeMap, SystemPageSource};
 
 fn fake_heap(nodes: usize) -> Heap<SystemPageSource> {
-    Heap::with_node_map(SystemPageSource::new(), NodeMap::fake(nodes, nodes * 2).unwrap())
+    Heap::with_node_map(
+        SystemPageSource::new(),
+        NodeMap::fake(nodes, nodes * 2).unwrap(),
+    )
 }
 
 fn fill(p: *mut u8, len: usize, tag: u8) {
@@ -37,7 +40,10 @@ fn blocks_of_every_class_are_aligned_disjoint_and_keep_contents() {
             live.push((p, size, (c * 3 + k) as u8));
         }
     }
-    let mut ranges: Vec<_> = live.iter().map(|&(p, s, _)| (p.addr(), p.addr() + s)).collect();
+    let mut ranges: Vec<_> = live
+        .iter()
+        .map(|&(p, s, _)| (p.addr(), p.addr() + s))
+        .collect();
     ranges.sort_unstable();
     for w in ranges.windows(2) {
         assert!(w[0].1 <= w[1].0, "blocks overlap: {w:x?}");
@@ -78,9 +84,9 @@ fn remote_free_returns_home() {
         blocks.push(v);
     }
     // Node n's blocks are freed by node (n + 1) % NODES.
-    for n in 0..NODES {
+    for (n, mine) in blocks.iter().enumerate() {
         let freer = (n + 1) % NODES;
-        for &p in &blocks[n] {
+        for &p in mine {
             // SAFETY: live blocks, freed once.
             unsafe { caches[freer].free(&heap, p) };
         }
@@ -93,7 +99,11 @@ fn remote_free_returns_home() {
         let mut again = Vec::new();
         for i in 0..PER_NODE {
             let p = cache.alloc(&heap, [16, 48, 200, 1000][i % 4], 8);
-            assert_eq!(heap.source().node_of(p), Some(n), "cache {n} got a foreign block");
+            assert_eq!(
+                heap.source().node_of(p),
+                Some(n),
+                "cache {n} got a foreign block"
+            );
             if n == 2 {
                 seen_again.insert(p.addr());
             }
@@ -118,7 +128,10 @@ fn remote_free_returns_home() {
         again.push(p);
     }
     let reused = mine.intersection(&seen_again).count();
-    assert!(reused > PER_NODE / 2, "only {reused} of node 2's blocks came back to its slabs");
+    assert!(
+        reused > PER_NODE / 2,
+        "only {reused} of node 2's blocks came back to its slabs"
+    );
     for p in again {
         // SAFETY: live, freed once.
         unsafe { heap.free(p) };
@@ -126,7 +139,11 @@ fn remote_free_returns_home() {
     heap.trim();
     for n in 0..NODES {
         let st = heap.stats(n);
-        assert_eq!(st.remote_frees(), PER_NODE as u64, "node {n} got its blocks back");
+        assert_eq!(
+            st.remote_frees(),
+            PER_NODE as u64,
+            "node {n} got its blocks back"
+        );
         assert_eq!(st.remote_received, PER_NODE as u64);
         assert_eq!(st.bytes_in_use(), 0, "node {n}: {st:?}");
     }
@@ -169,7 +186,9 @@ fn large_objects_free_realloc_and_usable_size() {
 fn trim_gives_pages_back() {
     let heap = fake_heap(1);
     let mut cache = Cache::new(0, false);
-    let ps: Vec<_> = (0..20_000).map(|i| cache.alloc(&heap, 64 + i % 900, 8)).collect();
+    let ps: Vec<_> = (0..20_000)
+        .map(|i| cache.alloc(&heap, 64 + i % 900, 8))
+        .collect();
     let peak = heap.source().held_bytes();
     for p in ps {
         // SAFETY: live, freed once.
@@ -179,7 +198,10 @@ fn trim_gives_pages_back() {
     heap.trim();
     let after = heap.source().held_bytes();
     // What stays: the node state and the segment holding magazine metadata.
-    assert!(after <= crate::node::NodeState::PAGES_BYTES + crate::SEGMENT_BYTES, "{after} of {peak}");
+    assert!(
+        after <= crate::node::NodeState::PAGES_BYTES + crate::SEGMENT_BYTES,
+        "{after} of {peak}"
+    );
     assert!(peak > after);
     assert_eq!(heap.stats(0).pages_held_bytes as usize, after);
 }
@@ -202,8 +224,15 @@ fn exhausted_pages_give_null_not_panic() {
         }
     }
     assert!(nulls > 0, "the limit was reached");
-    assert!(heap.alloc(0, Layout::from_size_align(10 << 20, 8).unwrap()).is_null());
-    assert!(heap.alloc(7, Layout::from_size_align(8, 8).unwrap()).is_null(), "node beyond the map");
+    assert!(
+        heap.alloc(0, Layout::from_size_align(10 << 20, 8).unwrap())
+            .is_null()
+    );
+    assert!(
+        heap.alloc(7, Layout::from_size_align(8, 8).unwrap())
+            .is_null(),
+        "node beyond the map"
+    );
     for p in got {
         // SAFETY: live, freed once.
         unsafe { cache.free(&heap, p) };
@@ -217,7 +246,9 @@ fn cache_stays_within_its_budget() {
     let mut cache = Cache::new(0, false);
     for round in 0..4 {
         for c in (0..NUM_CLASSES).step_by(3) {
-            let ps: Vec<_> = (0..200).map(|_| cache.alloc(&heap, class_bytes(c), 8)).collect();
+            let ps: Vec<_> = (0..200)
+                .map(|_| cache.alloc(&heap, class_bytes(c), 8))
+                .collect();
             for p in ps {
                 // SAFETY: live, freed once.
                 unsafe { cache.free(&heap, p) };
@@ -340,7 +371,14 @@ fn node_handles_and_object_caches_place_on_their_node() {
     }
     let conns = crate::ObjectCache::<Conn, _>::new(&heap, 1);
     let boxes: Vec<_> = (0..100)
-        .map(|id| conns.alloc(Conn { id, buf: [id as u8; 200] }).unwrap())
+        .map(|id| {
+            conns
+                .alloc(Conn {
+                    id,
+                    buf: [id as u8; 200],
+                })
+                .unwrap()
+        })
         .collect();
     for (i, b) in boxes.iter().enumerate() {
         assert_eq!(b.id, i as u64);
@@ -393,7 +431,11 @@ fn migrated_thread_cache_rebinds_and_never_mixes_nodes() {
     assert_eq!(cache.node(), 1, "a slow path noticed the move");
     let b: Vec<_> = (0..300).map(|_| cache.alloc(&heap, 64, 8)).collect();
     for &p in &b {
-        assert_eq!(heap.source().inner.node_of(p), Some(1), "only node 1 blocks after the move");
+        assert_eq!(
+            heap.source().inner.node_of(p),
+            Some(1),
+            "only node 1 blocks after the move"
+        );
     }
     for p in b {
         // SAFETY: freed once.
@@ -441,7 +483,14 @@ fn miri_core_paths_two_nodes() {
     c0.flush(&heap);
     c1.flush(&heap);
     heap.trim();
-    assert_eq!(heap.stats(0).remote_frees(), 151, "150 blocks and the realloc result");
-    assert_eq!(heap.stats(0).bytes_in_use() + heap.stats(1).bytes_in_use(), 0);
+    assert_eq!(
+        heap.stats(0).remote_frees(),
+        151,
+        "150 blocks and the realloc result"
+    );
+    assert_eq!(
+        heap.stats(0).bytes_in_use() + heap.stats(1).bytes_in_use(),
+        0
+    );
     drop(heap);
 }

@@ -13,7 +13,7 @@ static A: NumaSlab = NumaSlab::new();
 
 fn child(case: &str) {
     let l = Layout::from_size_align(48, 8).unwrap();
-    // SAFETY (all arms): deliberately wrong frees; the checked heap must abort before any
+    // SAFETY: deliberately wrong frees (all arms); the checked heap must abort before any
     // damage.
     unsafe {
         match case {
@@ -25,7 +25,9 @@ fn child(case: &str) {
             }
             "double_free_remote_thread" => {
                 let p = A.alloc(l) as usize;
-                std::thread::spawn(move || A.dealloc(p as *mut u8, l)).join().unwrap();
+                std::thread::spawn(move || A.dealloc(p as *mut u8, l))
+                    .join()
+                    .unwrap();
                 eprintln!("PTR={:p}", p as *mut u8);
                 A.dealloc(p as *mut u8, l);
             }
@@ -61,7 +63,10 @@ fn run_case(case: &str, expect: &str) {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{case}: child exited normally: {err}");
+    assert!(
+        !out.status.success(),
+        "{case}: child exited normally: {err}"
+    );
     assert!(!err.contains("NOT CAUGHT"), "{case}: not caught: {err}");
     let ptr = err
         .lines()
@@ -102,12 +107,18 @@ fn foreign_pointer_free_is_invalid() {
 
 #[test]
 fn interior_pointer_free_is_invalid() {
-    run_case("interior_pointer", "invalid free (not the start of a block)");
+    run_case(
+        "interior_pointer",
+        "invalid free (not the start of a block)",
+    );
 }
 
 #[test]
 fn large_double_free_is_caught() {
     // The freed mapping went to the node's segment cache, so the second free finds a segment
     // that is not in use.
-    run_case("large_double_free", "invalid free (segment not in use: a double free?)");
+    run_case(
+        "large_double_free",
+        "invalid free (segment not in use: a double free?)",
+    );
 }

@@ -28,7 +28,8 @@ fn std_program_runs_on_numaslab() {
                 }
                 for i in 0..2_000u64 {
                     // Freed by the consumer thread.
-                    tx.send(vec![t * 1_000_000 + i; 1 + (i % 300) as usize]).unwrap();
+                    tx.send(vec![t * 1_000_000 + i; 1 + (i % 300) as usize])
+                        .unwrap();
                 }
                 m.len()
             })
@@ -41,7 +42,10 @@ fn std_program_runs_on_numaslab() {
             let t = v[0] / 1_000_000;
             let i = v[0] % 1_000_000;
             assert_eq!(v.len(), 1 + (i % 300) as usize);
-            assert!(v.iter().all(|&x| x == v[0]), "contents preserved across threads");
+            assert!(
+                v.iter().all(|&x| x == v[0]),
+                "contents preserved across threads"
+            );
             *by_thread.entry(t).or_insert(0) += 1;
         }
         by_thread
@@ -64,7 +68,11 @@ fn std_program_runs_on_numaslab() {
     assert_eq!(A.cache_mode(), CacheMode::PerThread);
     A.trim();
     let st = A.stats(0);
-    assert!(st.allocs() > 50_000, "the global allocator served this test: {}", st.allocs());
+    assert!(
+        st.allocs() > 50_000,
+        "the global allocator served this test: {}",
+        st.allocs()
+    );
     assert!(st.large_allocs > 0);
     assert!(st.pages_held_bytes > 0);
 }
@@ -76,8 +84,9 @@ fn threads_churn_and_objects_outlive_their_thread() {
         let hs: Vec<_> = (0..4)
             .map(|t| {
                 thread::spawn(move || {
-                    let keep: Vec<Box<[u8; 100]>> =
-                        (0..500).map(|i| Box::new([(round + t + i) as u8; 100])).collect();
+                    let keep: Vec<Box<[u8; 100]>> = (0..500)
+                        .map(|i| Box::new([(round + t + i) as u8; 100]))
+                        .collect();
                     let tmp: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
                     drop(tmp);
                     (round, t, keep)

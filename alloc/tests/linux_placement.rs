@@ -41,14 +41,19 @@ fn mbind_bind_node0_pages_land_on_node0() {
     }
     let src = LinuxPageSource::new(NodePolicy::Bind);
     let bytes = 64 * 4096;
-    let p = src.alloc_pages(bytes, SEGMENT_BYTES, 0).expect("mbind(MPOL_BIND, node 0)");
+    let p = src
+        .alloc_pages(bytes, SEGMENT_BYTES, 0)
+        .expect("mbind(MPOL_BIND, node 0)");
     assert_eq!(p.as_ptr() as usize % SEGMENT_BYTES, 0, "aligned as asked");
     // SAFETY: our fresh mapping; touch every page.
     unsafe { std::ptr::write_bytes(p.as_ptr(), 0xab, bytes) };
     let mut status = [0i32; 64];
     // SAFETY: the mapping above.
     assert!(unsafe { linux::page_nodes(p.as_ptr(), &mut status) });
-    assert!(status.iter().all(|&s| s == 0), "pages off node 0: {status:?}");
+    assert!(
+        status.iter().all(|&s| s == 0),
+        "pages off node 0: {status:?}"
+    );
     let placement = src.placement(p, bytes, 0).unwrap();
     assert_eq!(placement.pages_checked, 64);
     assert_eq!(placement.pages_off_node, 0);
@@ -77,7 +82,10 @@ fn heap_verify_placement_counts_resident_pages_on_node0() {
     unsafe { std::ptr::write_bytes(big, 1, 3 << 20) };
     let pl = heap.verify_placement(0).expect("move_pages works");
     let resident = pl.pages_checked - pl.pages_absent;
-    assert!(resident >= (2000 * 1000 + (3 << 20)) / 4096, "resident {resident}: {pl:?}");
+    assert!(
+        resident >= (2000 * 1000 + (3 << 20)) / 4096,
+        "resident {resident}: {pl:?}"
+    );
     assert_eq!(pl.pages_off_node, 0, "{pl:?}");
     let st = heap.stats(0);
     assert_eq!(st.off_node_pages, 0);

@@ -9,10 +9,22 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Alloc { cache: usize, size: usize, align_log2: u32 },
-    Realloc { pick: usize, new_size: usize },
-    Free { pick: usize, by: usize },
-    Flush { cache: usize },
+    Alloc {
+        cache: usize,
+        size: usize,
+        align_log2: u32,
+    },
+    Realloc {
+        pick: usize,
+        new_size: usize,
+    },
+    Free {
+        pick: usize,
+        by: usize,
+    },
+    Flush {
+        cache: usize,
+    },
     Trim,
 }
 
@@ -55,12 +67,22 @@ fn holds(p: *mut u8, len: usize, seed: u8) -> bool {
     (0..len).all(|i| unsafe { p.add(i).read() } == seed.wrapping_add(i as u8))
 }
 
-fn check_disjoint(live: &BTreeMap<usize, Live>, at: usize, size: usize) -> Result<(), TestCaseError> {
+fn check_disjoint(
+    live: &BTreeMap<usize, Live>,
+    at: usize,
+    size: usize,
+) -> Result<(), TestCaseError> {
     if let Some((&a, l)) = live.range(..=at).next_back() {
-        prop_assert!(a + l.size.max(1) <= at, "{at:#x} overlaps the block at {a:#x}");
+        prop_assert!(
+            a + l.size.max(1) <= at,
+            "{at:#x} overlaps the block at {a:#x}"
+        );
     }
     if let Some((&b, _)) = live.range(at + 1..).next() {
-        prop_assert!(at + size.max(1) <= b, "{at:#x}+{size} overlaps the block at {b:#x}");
+        prop_assert!(
+            at + size.max(1) <= b,
+            "{at:#x}+{size} overlaps the block at {b:#x}"
+        );
     }
     Ok(())
 }

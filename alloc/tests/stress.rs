@@ -67,12 +67,17 @@ fn verify(b: Block) {
     let s = unsafe { std::slice::from_raw_parts(p, b.1) };
     let from = if b.1 >= 8 {
         // SAFETY: at least 8 bytes.
-        assert_eq!(unsafe { (p as *const u64).read_unaligned() }, b.3, "tag of {p:p}");
+        let tag = unsafe { (p as *const u64).read_unaligned() };
+        assert_eq!(tag, b.3, "tag of {p:p}");
         8
     } else {
         0
     };
-    assert!(s[from..].iter().all(|&x| x == byte), "block {p:p} ({} B) corrupted", b.1);
+    assert!(
+        s[from..].iter().all(|&x| x == byte),
+        "block {p:p} ({} B) corrupted",
+        b.1
+    );
     assert_eq!(b.0 % b.2, 0, "alignment");
 }
 
@@ -93,7 +98,7 @@ fn run(
             let (alloc, free, finish) = (&alloc, &free, &finish);
             s.spawn(move || {
                 let t = t as u64;
-                let mut r = Rng(0x9e37_79b9 ^ (t + 1) * 0x1234_5678_9abc);
+                let mut r = Rng(0x9e37_79b9 ^ ((t + 1) * 0x1234_5678_9abc));
                 let mut live: Vec<Block> = Vec::new();
                 let mut outgoing = Vec::new();
                 let mut ops = 0;
@@ -119,13 +124,21 @@ fn run(
                         let i = (r.next() as usize) % live.len();
                         let b = live.swap_remove(i);
                         verify(b);
-                        free(t, b.0 as *mut u8, Layout::from_size_align(b.1, b.2).unwrap());
+                        free(
+                            t,
+                            b.0 as *mut u8,
+                            Layout::from_size_align(b.1, b.2).unwrap(),
+                        );
                     }
                     ops += 1;
                     while let Ok(batch) = rx.try_recv() {
                         for b in batch {
                             verify(b);
-                            free(t, b.0 as *mut u8, Layout::from_size_align(b.1, b.2).unwrap());
+                            free(
+                                t,
+                                b.0 as *mut u8,
+                                Layout::from_size_align(b.1, b.2).unwrap(),
+                            );
                             ops += 1;
                         }
                     }
@@ -136,13 +149,21 @@ fn run(
                 drop(tx);
                 for b in live {
                     verify(b);
-                    free(t, b.0 as *mut u8, Layout::from_size_align(b.1, b.2).unwrap());
+                    free(
+                        t,
+                        b.0 as *mut u8,
+                        Layout::from_size_align(b.1, b.2).unwrap(),
+                    );
                 }
                 // Blocks still arriving from the previous thread.
                 for batch in rx {
                     for b in batch {
                         verify(b);
-                        free(t, b.0 as *mut u8, Layout::from_size_align(b.1, b.2).unwrap());
+                        free(
+                            t,
+                            b.0 as *mut u8,
+                            Layout::from_size_align(b.1, b.2).unwrap(),
+                        );
                     }
                 }
                 finish(t);
@@ -170,19 +191,29 @@ fn stress_numaslab_cross_thread_frees_keep_every_byte() {
     let cache_class = class_for(std::mem::size_of::<Cache>(), 8).unwrap();
     let caches = st.classes[cache_class].bytes_in_use();
     assert!(caches <= 5 * class_bytes(cache_class) as u64, "{caches}");
-    assert_eq!(st.bytes_in_use() - caches, 0, "every block came back: {st:?}");
+    assert_eq!(
+        st.bytes_in_use() - caches,
+        0,
+        "every block came back: {st:?}"
+    );
 }
 
 #[test]
 fn stress_four_fake_nodes_remote_frees_keep_every_byte() {
     // Each thread is a CPU of its own node; every cross-thread free is a remote free.
     let heap = Heap::with_node_map(SystemPageSource::new(), NodeMap::fake(4, 4).unwrap());
-    let caches: Vec<std::sync::Mutex<Cache>> =
-        (0..4).map(|n| std::sync::Mutex::new(Cache::new(n, false))).collect();
+    let caches: Vec<std::sync::Mutex<Cache>> = (0..4)
+        .map(|n| std::sync::Mutex::new(Cache::new(n, false)))
+        .collect();
     run(
         4,
         TOTAL_OPS / 4 / 5,
-        |t, l| caches[t as usize].lock().unwrap().alloc(&heap, l.size(), l.align()),
+        |t, l| {
+            caches[t as usize]
+                .lock()
+                .unwrap()
+                .alloc(&heap, l.size(), l.align())
+        },
         // SAFETY: blocks of `heap`, freed once.
         |t, p, _| unsafe { caches[t as usize].lock().unwrap().free(&heap, p) },
         |t| caches[t as usize].lock().unwrap().flush(&heap),

@@ -114,7 +114,11 @@ pub unsafe fn page_nodes(p: *mut u8, status: &mut [i32]) -> bool {
 // alignment; `free_pages` unmaps exactly them; nothing else in the process uses them.
 unsafe impl PageSource for LinuxPageSource {
     fn alloc_pages(&self, bytes: usize, align_bytes: usize, os_node: usize) -> Option<NonNull<u8>> {
-        let extra = if align_bytes > PAGE_BYTES { align_bytes } else { 0 };
+        let extra = if align_bytes > PAGE_BYTES {
+            align_bytes
+        } else {
+            0
+        };
         let map_bytes = bytes.checked_add(extra)?;
         // SAFETY: an anonymous mapping request with no address hint.
         let raw = unsafe {
