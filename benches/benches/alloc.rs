@@ -13,13 +13,14 @@
 //!   their thread and freed by a later round.
 //!
 //! Peak RSS: after the timed runs, each (workload, allocator) pair runs once more in a child
-//! process (this binary with `ALLOC_BENCH_RSS` set); the child reports its own
-//! `getrusage(RUSAGE_SELF).ru_maxrss`. A child that runs no workload gives the baseline (the
-//! binary, libc, thread stacks), printed alongside. Bookkeeping vectors of the workloads use
+//! process (this binary with `ALLOC_BENCH_RSS` set); the child reports its own peak resident
+//! set (`VmHWM` from /proc/self/status). A child that runs no workload gives the baseline (the
+//! binary, libc), printed alongside. Bookkeeping vectors of the workloads use
 //! the process's global allocator (glibc), identical for all four.
 //!
-//! Run: `cargo bench -p manycore-benches --bench alloc` (add `-- --quick`-style criterion
-//! flags as needed; the RSS table is printed at the end).
+//! Run: `cargo bench -p manycore-benches --bench alloc` (criterion filters work as usual; the
+//! RSS table is printed at the end; `ALLOC_BENCH_NO_RSS=1` skips it, `ALLOC_BENCH_RSS_ONLY=1`
+//! prints only it).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -292,13 +293,16 @@ fn multi_threaded(c: &mut Criterion) {
     }
 }
 
+/// This process's peak resident set (`VmHWM` in /proc/self/status, KiB). Not
+/// `getrusage(RUSAGE_SELF).ru_maxrss`: Linux carries that across `execve`, so a child spawned
+/// by a large parent would report the parent's peak.
 fn max_rss_kb() -> i64 {
-    // SAFETY: getrusage writes into the zeroed struct.
-    unsafe {
-        let mut u: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut u);
-        u.ru_maxrss
-    }
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM line")
 }
 
 fn peak_rss_table() {
@@ -337,6 +341,10 @@ fn main() {
         let (w, a) = spec.split_once(':').expect("workload:allocator");
         run_named(w, a);
         println!("maxrss_kb={}", max_rss_kb());
+        return;
+    }
+    if std::env::var("ALLOC_BENCH_RSS_ONLY").is_ok() {
+        peak_rss_table();
         return;
     }
     let mut c = Criterion::default()
