@@ -124,6 +124,25 @@ impl Cache {
         self.alloc_general(heap, size, align)
     }
 
+    /// Like [`Cache::alloc`], with the bytes zeroed (fresh zero pages of large objects are not
+    /// written).
+    pub fn alloc_zeroed<P: PageSource>(
+        &mut self,
+        heap: &Heap<P>,
+        size: usize,
+        align: usize,
+    ) -> *mut u8 {
+        if size_class::class_for(size, align).is_none() {
+            return heap.alloc_large_with(self.node, size, align, true);
+        }
+        let p = self.alloc(heap, size, align);
+        if !p.is_null() {
+            // SAFETY: a live block of at least `size` bytes.
+            unsafe { ptr::write_bytes(p, 0, size) };
+        }
+        p
+    }
+
     /// Every allocation the inlined fast path does not finish.
     #[inline(never)]
     fn alloc_general<P: PageSource>(

@@ -119,6 +119,11 @@ impl NumaSlab {
         crate::sys::linux::cpu_id_source()
     }
 
+    /// Where the machine description came from (sysfs, or a one-node fallback and why).
+    pub fn map_origin(&self) -> crate::MapOrigin {
+        self.heap.map_origin()
+    }
+
     /// Counters of node `node`.
     pub fn stats(&self, node: usize) -> NodeStats {
         self.heap.stats(node)
@@ -197,9 +202,7 @@ impl NumaSlab {
         if !register_exit_hook() {
             return None;
         }
-        let node = crate::sys::linux::current_cpu()
-            .map(|cpu| self.heap.node_of_cpu(cpu))
-            .unwrap_or(0);
+        let node = self.uncached_node();
         let p = self
             .heap
             .alloc(node, Layout::new::<Cache>())
@@ -222,8 +225,15 @@ impl NumaSlab {
         match self.thread_cache_slow() {
             // SAFETY: the thread's own cache (see `alloc`).
             Some(c) => unsafe { (*c).alloc(&self.heap, layout.size(), layout.align()) },
-            None => self.heap.alloc(0, layout),
+            None => self.heap.alloc(self.uncached_node(), layout),
         }
+    }
+
+    /// The node for a thread without a cache: the one it runs on now.
+    fn uncached_node(&self) -> usize {
+        crate::sys::linux::current_cpu()
+            .map(|cpu| self.heap.node_of_cpu(cpu))
+            .unwrap_or(0)
     }
 
     /// `dealloc` for a thread without a cache in the first slot.
@@ -310,6 +320,14 @@ unsafe impl GlobalAlloc for NumaSlab {
         }
     }
 
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        match self.thread_cache() {
+            // SAFETY: the thread's own cache (see `alloc`).
+            Some(c) => unsafe { (*c).alloc_zeroed(&self.heap, layout.size(), layout.align()) },
+            None => self.heap.alloc_zeroed(0, layout),
+        }
+    }
+
     #[inline]
     unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
         match self.cached() {
@@ -330,7 +348,7 @@ unsafe impl GlobalAlloc for NumaSlab {
             let Ok(nl) = Layout::from_size_align(new_size, layout.align()) else {
                 return ptr::null_mut();
             };
-            let q = self.heap.alloc(0, nl);
+            let q = self.heap.alloc(self.uncached_node(), nl);
             if !q.is_null() {
                 // SAFETY: distinct live blocks of at least min(old, new) bytes.
                 unsafe {

@@ -11,7 +11,7 @@ use core::ptr::{self, NonNull};
 
 use crate::magazine::Magazine;
 use crate::node::{NodeState, PageCtx};
-use crate::node_map::{MAX_NODES, NodeMap};
+use crate::node_map::{MAX_NODES, MapOrigin, NodeMap};
 use crate::page_source::{PageSource, Placement};
 use crate::remote_free::next_of;
 use crate::segment::{
@@ -42,6 +42,8 @@ pub struct Heap<P: PageSource> {
     /// The machine; written once by the discovering thread before `MAP_READY` (Release), read
     /// after observing `MAP_READY` (Acquire).
     map: UnsafeCell<NodeMap>,
+    /// Where `map` came from; written and published together with it.
+    origin: UnsafeCell<MapOrigin>,
     /// Each node's state, created on first use (CAS from null), never freed.
     nodes: [AtomicPtr<NodeState>; MAX_NODES],
     /// Bound on bytes in one cache's magazines. Read by caches on slow paths.
@@ -89,20 +91,21 @@ impl<P: PageSource> Drop for Heap<P> {
 impl<P: PageSource> Heap<P> {
     /// A heap that learns the machine from `source` on first use (one node when it cannot).
     pub const fn new(source: P) -> Self {
-        Self::build(source, NodeMap::single_node(), MAP_UNSET)
+        Self::build(source, NodeMap::single_node(), MAP_UNSET, MapOrigin::Pending)
     }
 
     /// A heap over a given machine (a fake multi-node map in tests, or one from a
     /// [`Topology`](manycore_topology::Topology)).
     pub const fn with_node_map(source: P, map: NodeMap) -> Self {
-        Self::build(source, map, MAP_READY)
+        Self::build(source, map, MAP_READY, MapOrigin::Given)
     }
 
-    const fn build(source: P, map: NodeMap, state: u8) -> Self {
+    const fn build(source: P, map: NodeMap, state: u8, origin: MapOrigin) -> Self {
         Heap {
             source,
             map_state: AtomicU8::new(state),
             map: UnsafeCell::new(map),
+            origin: UnsafeCell::new(origin),
             nodes: [const { AtomicPtr::new(ptr::null_mut()) }; MAX_NODES],
             cache_budget_bytes: AtomicUsize::new(CACHE_BUDGET_BYTES_DEFAULT),
         }
@@ -135,18 +138,42 @@ impl<P: PageSource> Heap<P> {
         {
             return &SINGLE_NODE;
         }
-        self.map.with_mut(|p| {
+        let origin = self.map.with_mut(|p| {
             // SAFETY: the BUSY state makes this thread the only writer, and no reader looks at
             // the cell before READY.
             let map = unsafe { &mut *p };
             *map = NodeMap::builder();
-            if !self.source.discover_nodes(map) || map.nodes() == 0 {
-                *map = NodeMap::single_node();
+            let found = match self.source.discover_nodes(map) {
+                Ok(()) if map.nodes() == 0 => Err(crate::node_map::DiscoveryError::Map(
+                    crate::node_map::NodeMapError::NoNodes,
+                )),
+                other => other,
+            };
+            match found {
+                Ok(()) => MapOrigin::Discovered,
+                Err(e) => {
+                    *map = NodeMap::single_node();
+                    MapOrigin::Fallback(e)
+                }
             }
         });
+        // SAFETY: as above: BUSY makes this thread the only writer of the origin too.
+        self.origin.with_mut(|p| unsafe { p.write(origin) });
         self.map_state.store(MAP_READY, Ordering::Release);
         // SAFETY: as in `node_map`: published above.
         self.map.with_mut(|p| unsafe { &*p })
+    }
+
+    /// Where the node map came from: given, discovered, or a one-node fallback with the
+    /// reason discovery failed. Runs discovery if it has not run yet; `Pending` only while
+    /// another thread is discovering.
+    pub fn map_origin(&self) -> MapOrigin {
+        let _ = self.node_map();
+        if self.map_state.load(Ordering::Acquire) != MAP_READY {
+            return MapOrigin::Pending;
+        }
+        // SAFETY: READY was stored with Release after the last write to the origin.
+        self.origin.with_mut(|p| unsafe { *p })
     }
 
     /// Number of nodes.
@@ -471,8 +498,19 @@ impl<P: PageSource> Heap<P> {
 
     // ----- large objects ---------------------------------------------------------------------
 
-    /// A large object of `size` bytes aligned to `align` on `node`, or null.
+    /// A large object of `size` bytes aligned to `align` on `node`, or null. With `zeroed`, its
+    /// bytes read as zero (cleared only when the pages are not known to be fresh zero pages).
     pub(crate) fn alloc_large(&self, node: usize, size: usize, align: usize) -> *mut u8 {
+        self.alloc_large_with(node, size, align, false)
+    }
+
+    pub(crate) fn alloc_large_with(
+        &self,
+        node: usize,
+        size: usize,
+        align: usize,
+        zeroed: bool,
+    ) -> *mut u8 {
         if align > ALIGN_MAX_BYTES {
             return ptr::null_mut();
         }
@@ -487,7 +525,7 @@ impl<P: PageSource> Heap<P> {
         let Some(ns) = self.node_state(node) else {
             return ptr::null_mut();
         };
-        let Some(seg) = ns.new_large(&self.ctx(node), mapping) else {
+        let Some((seg, fresh)) = ns.new_large(&self.ctx(node), mapping) else {
             return ptr::null_mut();
         };
         // SAFETY: a fresh large header we own.
@@ -499,7 +537,26 @@ impl<P: PageSource> Heap<P> {
         stats::add(&ns.stats.large_allocs, 1);
         stats::add(&ns.stats.large_bytes_in_use, size as u64);
         // SAFETY: `offset + size <= mapping`.
-        unsafe { seg.cast::<u8>().add(offset) }
+        let p = unsafe { seg.cast::<u8>().add(offset) };
+        if zeroed && !(fresh && self.source.zeroes_new_pages()) {
+            // SAFETY: the object's `size` bytes are ours.
+            unsafe { ptr::write_bytes(p, 0, size) };
+        }
+        p
+    }
+
+    /// Like [`Heap::alloc`], with the bytes zeroed. Fresh large mappings from a source whose
+    /// new pages are zero are not written (so they stay unresident until used).
+    pub fn alloc_zeroed(&self, node: usize, layout: Layout) -> *mut u8 {
+        if size_class::class_for(layout.size(), layout.align()).is_none() {
+            return self.alloc_large_with(node, layout.size(), layout.align(), true);
+        }
+        let p = self.alloc(node, layout);
+        if !p.is_null() {
+            // SAFETY: a live block of at least `layout.size()` bytes.
+            unsafe { ptr::write_bytes(p, 0, layout.size()) };
+        }
+        p
     }
 
     /// Frees a large object.

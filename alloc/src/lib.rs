@@ -132,7 +132,7 @@ pub use global::{CacheMode, NumaSlab};
 pub use heap::Heap;
 #[cfg(not(loom))]
 pub use node_alloc::NodeAlloc;
-pub use node_map::{MAX_CPUS, MAX_NODES, NodeMap, NodeMapError};
+pub use node_map::{DiscoveryError, MAX_CPUS, MAX_NODES, MapOrigin, NodeMap, NodeMapError};
 #[cfg(not(loom))]
 pub use object_cache::{ObjectBox, ObjectCache};
 #[cfg(feature = "std")]

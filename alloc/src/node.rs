@@ -164,10 +164,10 @@ impl NodeState {
         &self,
         pool: &mut SegmentPool,
         ctx: &PageCtx<'_, P>,
-    ) -> Option<*mut u8> {
+    ) -> Option<(*mut u8, bool)> {
         if pool.cached_len > 0 {
             pool.cached_len -= 1;
-            return Some(pool.cached[pool.cached_len]);
+            return Some((pool.cached[pool.cached_len], false));
         }
         let p = ctx
             .source
@@ -180,7 +180,7 @@ impl NodeState {
             stats::sub(&self.stats.pages_held_bytes, SEGMENT_BYTES as u64);
             return None;
         }
-        Some(p.as_ptr())
+        Some((p.as_ptr(), true))
     }
 
     fn new_segment<P: PageSource>(
@@ -189,7 +189,7 @@ impl NodeState {
         ctx: &PageCtx<'_, P>,
         kind: SegmentKind,
     ) -> Option<*mut SegmentHeader> {
-        let base = self.segment_pages(pool, ctx)?;
+        let (base, _) = self.segment_pages(pool, ctx)?;
         // SAFETY: `base` is a segment-aligned segment-sized mapping we own.
         unsafe {
             let seg = init_header(base, kind, ctx.node, SEGMENT_BYTES);
@@ -227,14 +227,15 @@ impl NodeState {
     }
 
     /// A mapping for a large object of `mapping_bytes` (a segment from the cache when it is
-    /// exactly one segment), set up as a large segment and listed.
+    /// exactly one segment), set up as a large segment and listed; with whether its pages are
+    /// fresh from the page source (not reused).
     pub(crate) fn new_large<P: PageSource>(
         &self,
         ctx: &PageCtx<'_, P>,
         mapping_bytes: usize,
-    ) -> Option<*mut SegmentHeader> {
+    ) -> Option<(*mut SegmentHeader, bool)> {
         self.segments.with(|pool| {
-            let base = if mapping_bytes == SEGMENT_BYTES {
+            let (base, fresh) = if mapping_bytes == SEGMENT_BYTES {
                 self.segment_pages(pool, ctx)?
             } else {
                 let p = ctx
@@ -248,13 +249,13 @@ impl NodeState {
                     stats::sub(&self.stats.pages_held_bytes, mapping_bytes as u64);
                     return None;
                 }
-                p.as_ptr()
+                (p.as_ptr(), true)
             };
             // SAFETY: a fresh mapping we own, segment-aligned, at least a page long.
             unsafe {
                 let seg = init_header(base, SegmentKind::Large, ctx.node, mapping_bytes);
                 all_push(&mut pool.all, seg);
-                Some(seg)
+                Some((seg, fresh))
             }
         })
     }

@@ -33,6 +33,13 @@ pub enum NodeMapError {
     },
     /// Zero nodes requested.
     NoNodes,
+    /// A cpulist (`0-3,8`) has a piece that is not `N` or `N-M` with `N <= M`.
+    BadCpulist {
+        /// The OS node whose list it is.
+        os_node: usize,
+        /// Byte offset of the bad piece in the list.
+        offset: usize,
+    },
 }
 
 impl core::fmt::Display for NodeMapError {
@@ -49,8 +56,84 @@ impl core::fmt::Display for NodeMapError {
                 write!(f, "OS NUMA node {os_node} does not fit the allocator's map")
             }
             NodeMapError::NoNodes => write!(f, "a node map needs at least one node"),
+            NodeMapError::BadCpulist { os_node, offset } => write!(
+                f,
+                "cpulist of OS node {os_node} is malformed at byte {offset} (want `N` or `N-M`, comma-separated)"
+            ),
         }
     }
+}
+
+/// Why a platform could not describe the machine ([`PageSource::discover_nodes`]). The heap
+/// then runs as one node and reports this through [`MapOrigin::Fallback`].
+///
+/// [`PageSource::discover_nodes`]: crate::PageSource::discover_nodes
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscoveryError {
+    /// The page source has no way to describe the machine (the trait's default).
+    Unsupported,
+    /// `/sys/devices/system/node/online` could not be read (no NUMA support in the kernel, or
+    /// no sysfs).
+    NoNodeDirectory,
+    /// `/sys/devices/system/node/node<N>/cpulist` could not be read.
+    UnreadableCpulist {
+        /// The OS node.
+        os_node: usize,
+    },
+    /// `/sys/devices/system/node/online` is not a node list (`0-3,8`).
+    BadOnlineList {
+        /// Byte offset of the bad piece.
+        offset: usize,
+    },
+    /// A file longer than the stack buffer that reads it.
+    FileTooLong {
+        /// The OS node whose cpulist it is, or `usize::MAX` for the `online` list.
+        os_node: usize,
+    },
+    /// The files were read but the map cannot hold what they say, or they are malformed.
+    Map(NodeMapError),
+}
+
+impl core::fmt::Display for DiscoveryError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DiscoveryError::Unsupported => write!(f, "the page source cannot describe the machine"),
+            DiscoveryError::NoNodeDirectory => {
+                write!(f, "/sys/devices/system/node/online is not readable")
+            }
+            DiscoveryError::UnreadableCpulist { os_node } => write!(
+                f,
+                "/sys/devices/system/node/node{os_node}/cpulist is not readable"
+            ),
+            DiscoveryError::BadOnlineList { offset } => write!(
+                f,
+                "/sys/devices/system/node/online is malformed at byte {offset}"
+            ),
+            DiscoveryError::FileTooLong { os_node: usize::MAX } => write!(
+                f,
+                "/sys/devices/system/node/online is longer than the discovery buffer"
+            ),
+            DiscoveryError::FileTooLong { os_node } => write!(
+                f,
+                "/sys/devices/system/node/node{os_node}/cpulist is longer than the discovery buffer"
+            ),
+            DiscoveryError::Map(e) => write!(f, "sysfs node description rejected: {e}"),
+        }
+    }
+}
+
+/// Where a heap's machine description came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapOrigin {
+    /// Handed in by the caller (a fake map, one from a `Topology`, a kernel's).
+    Given,
+    /// Not known yet: the heap discovers the machine on first use.
+    Pending,
+    /// Read from the platform by the page source.
+    Discovered,
+    /// The platform could not describe the machine; the heap runs as one node (OS node 0).
+    /// Every path stays correct, only placement is lost.
+    Fallback(DiscoveryError),
 }
 
 /// CPU-to-node map with fixed capacity: logical nodes `0..nodes()`, each with the OS node
@@ -150,17 +233,19 @@ impl NodeMap {
         if logical >= MAX_NODES {
             return Err(NodeMapError::TooManyNodes { nodes: logical + 1 });
         }
+        // Check the whole list before changing the map, so a bad list leaves it untouched.
         let mut bad = None;
         for_each_in_cpulist(cpulist, |cpu| {
-            if cpu < MAX_CPUS {
-                self.cpu_to_node[cpu] = logical as u16;
-            } else if bad.is_none() {
+            if cpu >= MAX_CPUS && bad.is_none() {
                 bad = Some(cpu);
             }
-        });
+        })
+        .map_err(|offset| NodeMapError::BadCpulist { os_node, offset })?;
         if let Some(cpu) = bad {
             return Err(NodeMapError::CpuOutOfRange { cpu });
         }
+        // Already validated: cannot fail.
+        let _ = for_each_in_cpulist(cpulist, |cpu| self.cpu_to_node[cpu] = logical as u16);
         self.os_node[logical] = os_node as u16;
         self.nodes = logical as u16 + 1;
         Ok(())
@@ -200,13 +285,35 @@ impl NodeMap {
     }
 }
 
-/// Calls `f` for each CPU in a Linux cpulist (`0-3,8,10-11`). Malformed pieces are skipped; a
-/// trailing newline is fine. Allocates nothing.
-pub fn for_each_in_cpulist(list: &[u8], mut f: impl FnMut(usize)) {
-    for piece in list.split(|&b| b == b',') {
-        let piece = trim_ascii(piece);
+/// Largest number a cpulist may name (Linux's CPU and node numbers are far below it); bounds
+/// the work one range can cause.
+pub const CPULIST_VALUE_MAX: usize = 1 << 20;
+
+impl TryFrom<&Topology> for NodeMap {
+    type Error = NodeMapError;
+
+    /// Same as [`NodeMap::from_topology`].
+    fn try_from(topo: &Topology) -> Result<NodeMap, NodeMapError> {
+        NodeMap::from_topology(topo)
+    }
+}
+
+/// Calls `f` for each CPU in a Linux cpulist (`0-3,8,10-11`; an empty list and a trailing
+/// newline are fine). Returns `Err(offset)` with the byte offset of the first piece that is not
+/// `N` or `N-M` (`N <= M <= CPULIST_VALUE_MAX`); `f` has then seen the pieces before it.
+/// Allocates nothing.
+pub fn for_each_in_cpulist(list: &[u8], mut f: impl FnMut(usize)) -> Result<(), usize> {
+    let mut offset = 0;
+    for raw in list.split(|&b| b == b',') {
+        let at = offset;
+        offset += raw.len() + 1;
+        let piece = trim_ascii(raw);
         if piece.is_empty() {
-            continue;
+            // Only a wholly empty (or whitespace) list may have an empty piece.
+            if trim_ascii(list).is_empty() {
+                continue;
+            }
+            return Err(at);
         }
         let mut parts = piece.splitn(2, |&b| b == b'-');
         let lo = parts.next().and_then(parse_usize);
@@ -214,14 +321,16 @@ pub fn for_each_in_cpulist(list: &[u8], mut f: impl FnMut(usize)) {
             Some(h) => parse_usize(h),
             None => lo,
         };
-        if let (Some(lo), Some(hi)) = (lo, hi) {
-            // Bounded: a range never covers more than the map.
-            let hi = hi.min(lo.saturating_add(MAX_CPUS * 4));
-            for cpu in lo..=hi {
-                f(cpu);
+        match (lo, hi) {
+            (Some(lo), Some(hi)) if lo <= hi && hi <= CPULIST_VALUE_MAX => {
+                for cpu in lo..=hi {
+                    f(cpu);
+                }
             }
+            _ => return Err(at),
         }
     }
+    Ok(())
 }
 
 fn trim_ascii(s: &[u8]) -> &[u8] {
@@ -257,14 +366,37 @@ mod tests {
     #[test]
     fn cpulist_ranges_and_singles() {
         let mut seen = [false; 16];
-        for_each_in_cpulist(b"0-2,5,7-8\n", |c| seen[c] = true);
+        for_each_in_cpulist(b"0-2,5,7-8\n", |c| seen[c] = true).unwrap();
         let want = [0, 1, 2, 5, 7, 8];
         for (c, &s) in seen.iter().enumerate() {
             assert_eq!(s, want.contains(&c), "cpu {c}");
         }
         let mut n = 0;
-        for_each_in_cpulist(b"x-3,,", |_| n += 1);
-        assert_eq!(n, 0, "malformed pieces are skipped");
+        for_each_in_cpulist(b"\n", |_| n += 1).unwrap();
+        assert_eq!(n, 0, "an empty list (a memory-only node) names no CPU");
+    }
+
+    #[test]
+    fn malformed_cpulist_is_an_error_naming_the_offset() {
+        let none = |list: &[u8]| for_each_in_cpulist(list, |_| {});
+        assert_eq!(none(b"x-3"), Err(0));
+        assert_eq!(none(b"0-3,,5"), Err(4));
+        assert_eq!(none(b"0-3,7-5"), Err(4), "descending range");
+        assert_eq!(none(b"0-7:2"), Err(0), "strides are not in sysfs output");
+        assert_eq!(none(b"0,99999999"), Err(2), "beyond CPULIST_VALUE_MAX");
+        let mut m = NodeMap::builder();
+        assert_eq!(
+            m.push_node(4, b"0-1,zz\n").unwrap_err(),
+            NodeMapError::BadCpulist {
+                os_node: 4,
+                offset: 4
+            }
+        );
+        assert_eq!(m.nodes(), 0, "a rejected list leaves the map unchanged");
+        assert_eq!(
+            std::format!("{}", NodeMapError::BadCpulist { os_node: 4, offset: 4 }),
+            "cpulist of OS node 4 is malformed at byte 4 (want `N` or `N-M`, comma-separated)"
+        );
     }
 
     #[test]
@@ -282,6 +414,27 @@ mod tests {
             }
         );
         assert_eq!(NodeMap::fake(0, 8).unwrap_err(), NodeMapError::NoNodes);
+    }
+
+    #[test]
+    fn map_from_a_topology_follows_node_of() {
+        // 2 packages x 2 nodes x 4 cores x 2 PUs: 32 PUs on 4 nodes.
+        let topo = Topology::from_synthetic("pack:2 numa:2 core:4 pu:2").unwrap();
+        let map = NodeMap::try_from(&topo).unwrap();
+        assert_eq!(map.nodes(), topo.num_nodes());
+        assert_eq!(map.nodes(), 4);
+        for cpu in 0..topo.num_cpus() {
+            let os = topo.pu(cpu).os_index as usize;
+            assert_eq!(map.node_of_cpu(os), topo.node_of(cpu), "cpu {cpu} (OS {os})");
+        }
+        for (n, node) in topo.nodes().iter().enumerate() {
+            assert_eq!(map.os_node(n), node.os_index as usize);
+        }
+        let huge = Topology::from_synthetic("numa:65 pu:1").unwrap();
+        assert_eq!(
+            NodeMap::try_from(&huge).unwrap_err(),
+            NodeMapError::TooManyNodes { nodes: 65 }
+        );
     }
 
     #[test]

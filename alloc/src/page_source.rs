@@ -7,7 +7,7 @@
 
 use core::ptr::NonNull;
 
-use crate::node_map::NodeMap;
+use crate::node_map::{DiscoveryError, NodeMap};
 
 /// What a placement check found for a range of pages.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,6 +35,12 @@ pub unsafe trait PageSource: Sync {
     /// placed on OS node `os_node` as well as the platform can. `None` when memory is exhausted.
     fn alloc_pages(&self, bytes: usize, align_bytes: usize, os_node: usize) -> Option<NonNull<u8>>;
 
+    /// Whether fresh pages from [`PageSource::alloc_pages`] always read as zero (anonymous
+    /// `mmap`), so zeroed large allocations can skip clearing them. The default says no.
+    fn zeroes_new_pages(&self) -> bool {
+        false
+    }
+
     /// Returns pages obtained from [`PageSource::alloc_pages`].
     ///
     /// # Safety
@@ -52,12 +58,13 @@ pub unsafe trait PageSource: Sync {
         let _ = (ptr, bytes);
     }
 
-    /// Fills `map` with the machine's CPU-to-node layout (starting from
-    /// [`NodeMap::builder`]) and returns `true`, or returns `false` when it cannot tell (the
-    /// heap then assumes one node). Must not allocate from the heap being built.
-    fn discover_nodes(&self, map: &mut NodeMap) -> bool {
+    /// Fills `map` (handed in as [`NodeMap::builder`]) with the machine's CPU-to-node layout,
+    /// or says why it cannot (the heap then runs as one node and reports the reason through
+    /// [`Heap::map_origin`](crate::Heap::map_origin)). Must not allocate from the heap being
+    /// built. The default cannot tell.
+    fn discover_nodes(&self, map: &mut NodeMap) -> Result<(), DiscoveryError> {
         let _ = map;
-        false
+        Err(DiscoveryError::Unsupported)
     }
 
     /// The OS CPU number the caller runs on, if the platform can say cheaply. Per-thread caches

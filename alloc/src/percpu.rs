@@ -121,6 +121,11 @@ unsafe impl<P: PageSource, C: CpuLocal> GlobalAlloc for PerCpu<P, C> {
             .unwrap_or(ptr::null_mut())
     }
 
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        self.with_cache(|c, h| c.alloc_zeroed(h, layout.size(), layout.align()))
+            .unwrap_or(ptr::null_mut())
+    }
+
     unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
         // SAFETY: the GlobalAlloc contract: `p` came from this allocator and is live.
         let done = self.with_cache(|c, h| unsafe { c.free(h, p) });

@@ -183,6 +183,28 @@ fn large_objects_free_realloc_and_usable_size() {
 }
 
 #[test]
+fn zeroed_allocations_read_zero_even_when_memory_is_reused() {
+    let heap = fake_heap(1);
+    let mut cache = Cache::new(0, false);
+    for &size in &[24usize, 3000, 100_000, 3 << 20] {
+        for _ in 0..3 {
+            let p = cache.alloc(&heap, size, 8);
+            fill(p, size, 0xee);
+            // SAFETY: live, freed once.
+            unsafe { cache.free(&heap, p) };
+            let z = cache.alloc_zeroed(&heap, size, 8);
+            check(z, size, 0);
+            // SAFETY: live, freed once.
+            unsafe { cache.free(&heap, z) };
+        }
+    }
+    let z = heap.alloc_zeroed(0, Layout::from_size_align(200_000, 64).unwrap());
+    check(z, 200_000, 0);
+    // SAFETY: live, freed once.
+    unsafe { heap.free(z) };
+}
+
+#[test]
 fn trim_gives_pages_back() {
     let heap = fake_heap(1);
     let mut cache = Cache::new(0, false);
@@ -445,6 +467,74 @@ fn migrated_thread_cache_rebinds_and_never_mixes_nodes() {
     heap.trim();
     assert_eq!(heap.stats(0).bytes_in_use(), 0);
     assert!(heap.stats(0).remote_frees() > 0);
+}
+
+/// A page source whose machine discovery answers what a test tells it to.
+struct Discovering {
+    inner: SystemPageSource,
+    /// `Some(list)`: two nodes, node 1 with this cpulist; `None`: unsupported.
+    node1_cpulist: Option<&'static [u8]>,
+}
+
+// SAFETY: delegates pages to SystemPageSource unchanged.
+unsafe impl crate::PageSource for Discovering {
+    fn alloc_pages(&self, b: usize, a: usize, n: usize) -> Option<core::ptr::NonNull<u8>> {
+        self.inner.alloc_pages(b, a, n)
+    }
+    unsafe fn free_pages(&self, p: core::ptr::NonNull<u8>, b: usize, n: usize) {
+        // SAFETY: forwarded precondition.
+        unsafe { self.inner.free_pages(p, b, n) }
+    }
+    fn discover_nodes(&self, map: &mut NodeMap) -> Result<(), crate::DiscoveryError> {
+        let Some(list) = self.node1_cpulist else {
+            return Err(crate::DiscoveryError::Unsupported);
+        };
+        map.push_node(0, b"0-1").map_err(crate::DiscoveryError::Map)?;
+        map.push_node(5, list).map_err(crate::DiscoveryError::Map)?;
+        Ok(())
+    }
+}
+
+#[test]
+fn discovery_failure_falls_back_to_one_node_and_says_why() {
+    use crate::{DiscoveryError, MapOrigin, NodeMapError};
+    let discovering = |list| {
+        Heap::new(Discovering {
+            inner: SystemPageSource::new(),
+            node1_cpulist: list,
+        })
+    };
+
+    let good = discovering(Some(b"2-3\n"));
+    assert_eq!(good.map_origin(), MapOrigin::Discovered);
+    assert_eq!(good.nodes(), 2);
+    assert_eq!(good.node_of_cpu(3), 1);
+    assert_eq!(good.node_map().os_node(1), 5);
+    let p = good.alloc(1, Layout::from_size_align(64, 8).unwrap());
+    assert_eq!(good.source().inner.node_of(p), Some(5), "bound to OS node 5");
+    // SAFETY: live, freed once.
+    unsafe { good.free(p) };
+
+    let bad = discovering(Some(b"2-x\n"));
+    assert_eq!(
+        bad.map_origin(),
+        MapOrigin::Fallback(DiscoveryError::Map(NodeMapError::BadCpulist {
+            os_node: 5,
+            offset: 0
+        }))
+    );
+    assert_eq!(bad.nodes(), 1, "a malformed machine description runs as one node");
+    let p = bad.alloc(0, Layout::from_size_align(64, 8).unwrap());
+    assert!(!p.is_null(), "the fallback heap still serves memory");
+    // SAFETY: live, freed once.
+    unsafe { bad.free(p) };
+
+    let none = discovering(None);
+    assert_eq!(
+        none.map_origin(),
+        MapOrigin::Fallback(DiscoveryError::Unsupported)
+    );
+    assert_eq!(fake_heap(2).map_origin(), MapOrigin::Given);
 }
 
 /// The core paths in a size Miri runs in minutes: two nodes, remote frees, depot trades,

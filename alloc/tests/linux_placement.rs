@@ -101,8 +101,14 @@ fn heap_verify_placement_counts_resident_pages_on_node0() {
 #[test]
 fn discovery_reads_sysfs_without_allocating() {
     let mut map = manycore_alloc::NodeMap::builder();
-    assert!(linux::discover(&mut map), "sysfs node directory readable");
+    if let Err(e) = linux::discover(&mut map) {
+        panic!("sysfs node discovery failed: {e}");
+    }
     assert!(map.nodes() >= 1);
+    // A heap over the Linux source discovers the same machine on first use.
+    let heap = Heap::new(LinuxPageSource::new(NodePolicy::Preferred));
+    assert_eq!(heap.map_origin(), manycore_alloc::MapOrigin::Discovered);
+    assert_eq!(heap.nodes(), map.nodes());
     let cpu = linux::current_cpu().expect("sched_getcpu or rseq");
     assert!(map.node_of_cpu(cpu) < map.nodes());
     // The topology crate agrees on the node count.

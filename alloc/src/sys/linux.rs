@@ -7,7 +7,7 @@
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicIsize, AtomicU8, AtomicUsize, Ordering};
 
-use crate::node_map::{MAX_NODES, NodeMap};
+use crate::node_map::{DiscoveryError, MAX_NODES, NodeMap};
 use crate::page_source::{PageSource, Placement};
 use crate::segment::PAGE_BYTES;
 
@@ -169,6 +169,10 @@ unsafe impl PageSource for LinuxPageSource {
         NonNull::new(p)
     }
 
+    fn zeroes_new_pages(&self) -> bool {
+        true
+    }
+
     unsafe fn free_pages(&self, ptr: NonNull<u8>, bytes: usize, _os_node: usize) {
         // SAFETY: precondition 1 of `free_pages`: exactly a mapping we handed out.
         unsafe { libc::munmap(ptr.as_ptr().cast(), bytes) };
@@ -179,7 +183,7 @@ unsafe impl PageSource for LinuxPageSource {
         unsafe { libc::madvise(ptr.as_ptr().cast(), bytes, libc::MADV_DONTNEED) };
     }
 
-    fn discover_nodes(&self, map: &mut NodeMap) -> bool {
+    fn discover_nodes(&self, map: &mut NodeMap) -> Result<(), DiscoveryError> {
         discover(map)
     }
 
@@ -219,51 +223,80 @@ unsafe impl PageSource for LinuxPageSource {
 
 // ----- machine discovery ----------------------------------------------------------------------
 
-/// Reads a small file into `buf` with raw system calls; returns the bytes read.
-fn read_file(path: &[u8], buf: &mut [u8]) -> Option<usize> {
-    // `path` must be NUL-terminated.
-    if path.last() != Some(&0) {
-        return None;
-    }
-    // SAFETY: `path` is a NUL-terminated byte string.
-    let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
+/// Why [`read_file`] failed.
+enum ReadError {
+    /// open(2) or read(2) failed.
+    Unreadable,
+    /// The file has more bytes than the buffer.
+    TooLong,
+}
+
+/// Reads a small file into `buf` with raw system calls; returns the bytes read. Fails rather
+/// than truncating when the file is longer than `buf`.
+fn read_file(path: &core::ffi::CStr, buf: &mut [u8]) -> Result<usize, ReadError> {
+    // SAFETY: `path` is a NUL-terminated string.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     if fd < 0 {
-        return None;
+        return Err(ReadError::Unreadable);
     }
     let mut len = 0;
-    // Bounded: at most buf.len() bytes, one read per chunk.
-    while len < buf.len() {
-        // SAFETY: writing into the unused tail of `buf`.
-        let r = unsafe { libc::read(fd, buf[len..].as_mut_ptr().cast(), buf.len() - len) };
-        if r <= 0 {
+    let result;
+    // Bounded: every turn reads at least one byte into `buf` or ends the loop; one extra turn
+    // with a full buffer detects a longer file.
+    loop {
+        let mut probe = [0u8; 1];
+        let tail: &mut [u8] = if len < buf.len() {
+            &mut buf[len..]
+        } else {
+            &mut probe
+        };
+        // SAFETY: writing into `tail`, a live buffer of `tail.len()` bytes.
+        let r = unsafe { libc::read(fd, tail.as_mut_ptr().cast(), tail.len()) };
+        if r < 0 {
+            result = Err(ReadError::Unreadable);
+            break;
+        }
+        if r == 0 {
+            result = Ok(len);
+            break;
+        }
+        if len >= buf.len() {
+            result = Err(ReadError::TooLong);
             break;
         }
         len += r as usize;
     }
     // SAFETY: `fd` was opened above.
     unsafe { libc::close(fd) };
-    Some(len)
+    result
 }
 
-/// Fills `map` from `/sys/devices/system/node`; `false` when sysfs has no node directory.
-pub fn discover(map: &mut NodeMap) -> bool {
+/// Fills `map` (a [`NodeMap::builder`]) from `/sys/devices/system/node`: the `online` node
+/// list, then each online node's `cpulist`. Allocates nothing (stack buffers, raw system
+/// calls), so it can run inside the global allocator.
+pub fn discover(map: &mut NodeMap) -> Result<(), DiscoveryError> {
     let mut online = [0u8; 256];
-    let Some(n) = read_file(b"/sys/devices/system/node/online\0", &mut online) else {
-        return false;
+    let n = match read_file(c"/sys/devices/system/node/online", &mut online) {
+        Ok(n) => n,
+        Err(ReadError::Unreadable) => return Err(DiscoveryError::NoNodeDirectory),
+        Err(ReadError::TooLong) => return Err(DiscoveryError::FileTooLong { os_node: usize::MAX }),
     };
     let mut nodes = [usize::MAX; MAX_NODES];
     let mut count = 0;
-    let mut too_many = false;
     crate::node_map::for_each_in_cpulist(&online[..n], |node| {
-        if count < MAX_NODES {
+        if count < nodes.len() {
             nodes[count] = node;
-            count += 1;
-        } else {
-            too_many = true;
         }
-    });
-    if count == 0 || too_many {
-        return false;
+        count += 1;
+    })
+    .map_err(|offset| DiscoveryError::BadOnlineList { offset })?;
+    if count == 0 {
+        return Err(DiscoveryError::Map(crate::node_map::NodeMapError::NoNodes));
+    }
+    if count > MAX_NODES {
+        return Err(DiscoveryError::Map(
+            crate::node_map::NodeMapError::TooManyNodes { nodes: count },
+        ));
     }
     for &node in &nodes[..count] {
         let mut path = [0u8; 64];
@@ -288,14 +321,20 @@ pub fn discover(map: &mut NodeMap) -> bool {
         let suffix = b"/cpulist\0";
         path[at..at + suffix.len()].copy_from_slice(suffix);
         let mut list = [0u8; 4096];
-        let Some(len) = read_file(&path[..at + suffix.len()], &mut list) else {
-            return false;
+        let Ok(path) = core::ffi::CStr::from_bytes_with_nul(&path[..at + suffix.len()]) else {
+            return Err(DiscoveryError::UnreadableCpulist { os_node: node });
         };
-        if map.push_node(node, &list[..len]).is_err() {
-            return false;
-        }
+        let len = match read_file(path, &mut list) {
+            Ok(len) => len,
+            Err(ReadError::Unreadable) => {
+                return Err(DiscoveryError::UnreadableCpulist { os_node: node });
+            }
+            Err(ReadError::TooLong) => return Err(DiscoveryError::FileTooLong { os_node: node }),
+        };
+        map.push_node(node, &list[..len])
+            .map_err(DiscoveryError::Map)?;
     }
-    true
+    Ok(())
 }
 
 // ----- current CPU: rseq, else sched_getcpu ------------------------------------------------------
