@@ -91,7 +91,12 @@ impl<P: PageSource> Drop for Heap<P> {
 impl<P: PageSource> Heap<P> {
     /// A heap that learns the machine from `source` on first use (one node when it cannot).
     pub const fn new(source: P) -> Self {
-        Self::build(source, NodeMap::single_node(), MAP_UNSET, MapOrigin::Pending)
+        Self::build(
+            source,
+            NodeMap::single_node(),
+            MAP_UNSET,
+            MapOrigin::Pending,
+        )
     }
 
     /// A heap over a given machine (a fake multi-node map in tests, or one from a

@@ -109,7 +109,9 @@ impl core::fmt::Display for DiscoveryError {
                 f,
                 "/sys/devices/system/node/online is malformed at byte {offset}"
             ),
-            DiscoveryError::FileTooLong { os_node: usize::MAX } => write!(
+            DiscoveryError::FileTooLong {
+                os_node: usize::MAX,
+            } => write!(
                 f,
                 "/sys/devices/system/node/online is longer than the discovery buffer"
             ),
@@ -394,7 +396,13 @@ mod tests {
         );
         assert_eq!(m.nodes(), 0, "a rejected list leaves the map unchanged");
         assert_eq!(
-            std::format!("{}", NodeMapError::BadCpulist { os_node: 4, offset: 4 }),
+            std::format!(
+                "{}",
+                NodeMapError::BadCpulist {
+                    os_node: 4,
+                    offset: 4
+                }
+            ),
             "cpulist of OS node 4 is malformed at byte 4 (want `N` or `N-M`, comma-separated)"
         );
     }
@@ -425,7 +433,11 @@ mod tests {
         assert_eq!(map.nodes(), 4);
         for cpu in 0..topo.num_cpus() {
             let os = topo.pu(cpu).os_index as usize;
-            assert_eq!(map.node_of_cpu(os), topo.node_of(cpu), "cpu {cpu} (OS {os})");
+            assert_eq!(
+                map.node_of_cpu(os),
+                topo.node_of(cpu),
+                "cpu {cpu} (OS {os})"
+            );
         }
         for (n, node) in topo.nodes().iter().enumerate() {
             assert_eq!(map.os_node(n), node.os_index as usize);

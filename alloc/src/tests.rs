@@ -489,7 +489,8 @@ unsafe impl crate::PageSource for Discovering {
         let Some(list) = self.node1_cpulist else {
             return Err(crate::DiscoveryError::Unsupported);
         };
-        map.push_node(0, b"0-1").map_err(crate::DiscoveryError::Map)?;
+        map.push_node(0, b"0-1")
+            .map_err(crate::DiscoveryError::Map)?;
         map.push_node(5, list).map_err(crate::DiscoveryError::Map)?;
         Ok(())
     }
@@ -511,7 +512,11 @@ fn discovery_failure_falls_back_to_one_node_and_says_why() {
     assert_eq!(good.node_of_cpu(3), 1);
     assert_eq!(good.node_map().os_node(1), 5);
     let p = good.alloc(1, Layout::from_size_align(64, 8).unwrap());
-    assert_eq!(good.source().inner.node_of(p), Some(5), "bound to OS node 5");
+    assert_eq!(
+        good.source().inner.node_of(p),
+        Some(5),
+        "bound to OS node 5"
+    );
     // SAFETY: live, freed once.
     unsafe { good.free(p) };
 
@@ -523,7 +528,11 @@ fn discovery_failure_falls_back_to_one_node_and_says_why() {
             offset: 0
         }))
     );
-    assert_eq!(bad.nodes(), 1, "a malformed machine description runs as one node");
+    assert_eq!(
+        bad.nodes(),
+        1,
+        "a malformed machine description runs as one node"
+    );
     let p = bad.alloc(0, Layout::from_size_align(64, 8).unwrap());
     assert!(!p.is_null(), "the fallback heap still serves memory");
     // SAFETY: live, freed once.

@@ -104,3 +104,25 @@ fn threads_churn_and_objects_outlive_their_thread() {
         }
     }
 }
+
+fn rss_kb() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn zeroed_large_allocation_is_not_touched() {
+    // `vec![0; n]` asks for zeroed memory; fresh mmap pages are already zero, so NumaSlab must
+    // not write them (which would make all 256 MiB resident).
+    let before = rss_kb();
+    let v = vec![0u8; 256 << 20];
+    let after = rss_kb();
+    assert!(v.iter().step_by(4096).all(|&b| b == 0));
+    assert!(
+        after < before + 32 * 1024,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+}

@@ -279,7 +279,11 @@ pub fn discover(map: &mut NodeMap) -> Result<(), DiscoveryError> {
     let n = match read_file(c"/sys/devices/system/node/online", &mut online) {
         Ok(n) => n,
         Err(ReadError::Unreadable) => return Err(DiscoveryError::NoNodeDirectory),
-        Err(ReadError::TooLong) => return Err(DiscoveryError::FileTooLong { os_node: usize::MAX }),
+        Err(ReadError::TooLong) => {
+            return Err(DiscoveryError::FileTooLong {
+                os_node: usize::MAX,
+            });
+        }
     };
     let mut nodes = [usize::MAX; MAX_NODES];
     let mut count = 0;
