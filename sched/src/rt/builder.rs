@@ -260,7 +260,7 @@ impl Builder {
         let os: Vec<usize> = (0..n).map(|c| topo.pu(c).os_index as usize).collect();
         let platform = RtPlatform {
             parkers: (0..n).map(|_| Parker::default()).collect(),
-            start: Instant::now(),
+            clock: super::platform::Clock::new(),
             shared_addr: AtomicUsize::new(0),
         };
         let stats = self.config.stats;
@@ -603,7 +603,15 @@ where
         .or_else(|| hint.cpu.map(|c| shared.sched.topology().node_of(c)));
     let (task, handle) = new_task(name, home, shared.me.clone(), shard, f);
     shared.register(shard, &task);
-    shared.sched.spawn(task, hint);
+    match here {
+        // From a task with no hint: the child goes to this CPU's next slot, as a task woken
+        // here would (see the module docs, "Spawning from a task").
+        Some(cpu) if hint == SpawnHint::default() => {
+            task.hdr().last_cpu.store(cpu, Ordering::Relaxed);
+            shared.sched.wake(task);
+        }
+        _ => shared.sched.spawn(task, hint),
+    }
     handle
 }
 

@@ -11,7 +11,7 @@ use std::cell::UnsafeCell;
 use std::fmt;
 use std::string::String;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 use super::builder::Shared;
 use super::wait::{Waiter, wait_signaled};
@@ -62,8 +62,13 @@ pub(crate) struct Header {
     /// Set by whoever pops this task from a wait queue (see `wait.rs`), reset by the task when
     /// it registers; the task waits until it is set.
     pub(crate) signaled: AtomicBool,
-    /// Join state: the joiner registers here, the finishing worker takes it.
-    pub(crate) join: Mutex<JoinState>,
+    /// JOIN_NONE / JOIN_WAITING / JOIN_DONE: the joiner CASes NONE to WAITING after storing
+    /// its waiter in `join_waiter`; the finisher swaps in DONE and, if it saw WAITING, takes the
+    /// waiter and signals it.
+    pub(crate) join_state: AtomicU8,
+    /// The joiner's waiter: written by the joiner before its CAS, taken by the finisher after
+    /// its swap (or by the joiner itself if its CAS found DONE).
+    pub(crate) join_waiter: UnsafeCell<Option<Waiter>>,
     /// The runtime, for wakes from threads that are not its workers.
     pub(crate) shared: Weak<Shared>,
     /// Index of this task in the runtime's live-task registry shard `registry_shard`; written
@@ -73,11 +78,9 @@ pub(crate) struct Header {
     pub(crate) registry_shard: usize,
 }
 
-#[derive(Default)]
-pub(crate) struct JoinState {
-    pub(crate) done: bool,
-    pub(crate) waiter: Option<Waiter>,
-}
+const JOIN_NONE: u8 = 0;
+const JOIN_WAITING: u8 = 1;
+const JOIN_DONE: u8 = 2;
 
 /// A task: header plus body.
 pub(crate) struct Task<B: ?Sized> {
@@ -95,8 +98,9 @@ unsafe impl<B: ?Sized + Send> Send for Task<B> {}
 
 /// The type-erased side the worker uses.
 pub(crate) trait Run: Send {
-    /// Runs the closure (once), catching a panic, and stores the result.
-    fn run(&self);
+    /// Runs the closure (once), catching a panic, and stores the result. `name` is the task's,
+    /// for the error.
+    fn run(&self, name: &str);
     /// Stores a failure instead of running (no stack) or after abandoning (overflow).
     fn fail(&self, e: JoinError);
 }
@@ -110,27 +114,24 @@ pub(crate) trait Finish<R>: Send {
 pub(crate) struct Body<F, R> {
     /// The closure; taken by the task when it starts.
     f: UnsafeCell<Option<F>>,
-    /// The result; written once before DONE is published, taken by the joiner after.
-    result: UnsafeCell<Option<Result<R, JoinError>>>,
-    /// Task name for panic errors (a copy of the header's would need a back pointer).
-    name: String,
+    /// The result; written once before DONE is published, taken by the joiner after. The error
+    /// is boxed so the common case keeps the task allocation small.
+    result: UnsafeCell<Option<Result<R, Box<JoinError>>>>,
 }
 
 impl<F: FnOnce() -> R + Send, R: Send> Run for Body<F, R> {
-    fn run(&self) {
+    fn run(&self, name: &str) {
         // SAFETY: only the task itself runs `run`, once (the worker calls it on the task's
         // stack before DONE); nobody else touches `f`.
         let f = unsafe { (*self.f.get()).take() };
         let r = match f {
             Some(f) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
-                JoinError::Panicked {
-                    task: self.name.clone(),
+                Box::new(JoinError::Panicked {
+                    task: name.into(),
                     payload: p,
-                }
+                })
             }),
-            None => Err(JoinError::Lost {
-                task: self.name.clone(),
-            }),
+            None => Err(Box::new(JoinError::Lost { task: name.into() })),
         };
         // SAFETY: the result is written before DONE is published (Release) and read only after
         // it is observed (Acquire); no concurrent access.
@@ -140,16 +141,16 @@ impl<F: FnOnce() -> R + Send, R: Send> Run for Body<F, R> {
         // SAFETY: called by the worker holding the task, which never runs again; as in `run`.
         unsafe {
             *self.f.get() = None;
-            *self.result.get() = Some(Err(e));
+            *self.result.get() = Some(Err(Box::new(e)));
         }
     }
 }
 
 impl<F: Send, R: Send> Finish<R> for Body<F, R> {
     fn take(&self) -> Option<Result<R, JoinError>> {
-        // SAFETY: called by the joiner after observing `join.done` (set after the result was
+        // SAFETY: called by the joiner after observing JOIN_DONE (set after the result was
         // written); the JoinHandle is the only taker.
-        unsafe { (*self.result.get()).take() }
+        unsafe { (*self.result.get()).take() }.map(|r| r.map_err(|e| *e))
     }
 }
 
@@ -187,7 +188,7 @@ where
 {
     let task = Arc::new(Task {
         hdr: Header {
-            name: name.clone(),
+            name,
             home_node,
             last_cpu: AtomicUsize::new(usize::MAX),
             ctx: UnsafeCell::new(TaskContext::new()),
@@ -197,7 +198,8 @@ where
             state: AtomicU8::new(RUNNABLE),
             notify: AtomicBool::new(false),
             signaled: AtomicBool::new(false),
-            join: Mutex::new(JoinState::default()),
+            join_state: AtomicU8::new(JOIN_NONE),
+            join_waiter: UnsafeCell::new(None),
             shared,
             registry_slot: AtomicUsize::new(usize::MAX),
             registry_shard,
@@ -205,7 +207,6 @@ where
         body: Body {
             f: UnsafeCell::new(Some(f)),
             result: UnsafeCell::new(None),
-            name,
         },
     });
     let run: Arc<Task<dyn Run>> = task.clone();
@@ -337,17 +338,23 @@ impl<R: Send + 'static> JoinHandle<R> {
     /// runs other tasks); from any other thread, the thread blocks.
     pub fn join(mut self) -> Result<R, JoinError> {
         let hdr = &self.task.hdr;
-        let done = {
-            let mut j = hdr.join.lock().unwrap_or_else(|p| p.into_inner());
-            if !j.done {
-                let w = Waiter::current();
-                j.waiter = Some(w.clone());
-                drop(j);
-                wait_signaled(&w);
+        if hdr.join_state.load(Ordering::Acquire) != JOIN_DONE {
+            let w = Waiter::current();
+            // SAFETY: the JoinHandle is the only joiner (join consumes it), and the finisher
+            // touches the cell only after seeing JOIN_WAITING, which we publish below.
+            unsafe { *hdr.join_waiter.get() = Some(w.clone()) };
+            match hdr.join_state.compare_exchange(
+                JOIN_NONE,
+                JOIN_WAITING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => wait_signaled(&w),
+                // Finished meanwhile: the finisher never looked at the cell; take it back.
+                // SAFETY: as above; the finisher saw NONE, so it will not touch the cell.
+                Err(_) => drop(unsafe { (*hdr.join_waiter.get()).take() }),
             }
-            true
-        };
-        debug_assert!(done);
+        }
         self.taken = true;
         self.task.body.take().unwrap_or_else(|| {
             Err(JoinError::Lost {
@@ -358,12 +365,7 @@ impl<R: Send + 'static> JoinHandle<R> {
 
     /// Whether the task has finished (its result is ready).
     pub fn is_finished(&self) -> bool {
-        self.task
-            .hdr
-            .join
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .done
+        self.task.hdr.join_state.load(Ordering::Acquire) == JOIN_DONE
     }
 
     /// The task's name.
@@ -381,14 +383,14 @@ impl<R> fmt::Debug for JoinHandle<R> {
     }
 }
 
-/// Marks a task finished and wakes its joiner (called by the worker once the result is stored).
+/// Marks a task finished and wakes its joiner (called once the result is stored; a second
+/// call does nothing).
 pub(crate) fn mark_joinable(hdr: &Header) {
-    let waiter = {
-        let mut j = hdr.join.lock().unwrap_or_else(|p| p.into_inner());
-        j.done = true;
-        j.waiter.take()
-    };
-    if let Some(w) = waiter {
-        w.signal();
+    if hdr.join_state.swap(JOIN_DONE, Ordering::AcqRel) == JOIN_WAITING {
+        // SAFETY: the joiner stored its waiter before publishing JOIN_WAITING (Release), which
+        // our swap acquired; it will not touch the cell again.
+        if let Some(w) = unsafe { (*hdr.join_waiter.get()).take() } {
+            w.signal();
+        }
     }
 }

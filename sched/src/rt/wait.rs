@@ -40,16 +40,15 @@ pub struct TaskWaker(pub(crate) TaskRef);
 impl TaskWaker {
     /// Wakes the task if it is blocked, or makes its next [`block`] return at once.
     pub fn wake(&self) {
-        let hdr = self.0.hdr();
-        hdr.notify.store(true, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        if hdr.state.load(Ordering::SeqCst) == BLOCKED
-            && hdr
-                .state
-                .compare_exchange(BLOCKED, RUNNABLE, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-        {
+        if set_token(&self.0) {
             wake_task(self.0.clone());
+        }
+    }
+
+    /// [`TaskWaker::wake`], consuming the handle (no reference-count traffic).
+    pub fn wake_by_value(self) {
+        if set_token(&self.0) {
+            wake_task(self.0);
         }
     }
 
@@ -63,6 +62,19 @@ impl std::fmt::Debug for TaskWaker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("TaskWaker").field(&self.name()).finish()
     }
+}
+
+/// Step 4 of the module docs: sets the token and returns whether this call moved the task from
+/// BLOCKED to RUNNABLE (then the caller must hand it to the scheduler).
+fn set_token(t: &TaskRef) -> bool {
+    let hdr = t.hdr();
+    hdr.notify.store(true, Ordering::Release);
+    fence(Ordering::SeqCst);
+    hdr.state.load(Ordering::Relaxed) == BLOCKED
+        && hdr
+            .state
+            .compare_exchange(BLOCKED, RUNNABLE, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
 }
 
 /// Hands a task that just became RUNNABLE to its runtime's scheduler.
@@ -98,12 +110,17 @@ pub fn block() {
     // then its wakers and the runtime's registry, hold references), and it is heap memory, so
     // the reference stays valid across the switch even if the task resumes on another thread.
     let hdr = unsafe { &*hdr };
-    if hdr.notify.swap(false, Ordering::SeqCst) {
+    // Step 1. A load then a store instead of a swap: a wake landing in between merges with
+    // this one, which is fine since the caller re-checks its condition either way.
+    if hdr.notify.load(Ordering::Acquire) {
+        hdr.notify.store(false, Ordering::Relaxed);
         return;
     }
     hdr.state.store(BLOCKING, Ordering::Relaxed);
     suspend_running(hdr);
-    hdr.notify.store(false, Ordering::SeqCst);
+    // Step 5: only wakes from before this point are cleared, and they are covered by the
+    // caller's re-check.
+    hdr.notify.store(false, Ordering::Relaxed);
 }
 
 /// One entry of a wait queue: a task or an OS thread, with a one-shot `signaled` flag.
@@ -139,7 +156,7 @@ impl Waiter {
         match self {
             Waiter::Task(t) => {
                 t.hdr().signaled.store(true, Ordering::Release);
-                TaskWaker(t).wake();
+                TaskWaker(t).wake_by_value();
             }
             Waiter::Thread(n) => {
                 n.signaled.store(true, Ordering::Release);

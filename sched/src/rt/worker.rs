@@ -38,7 +38,7 @@ use crate::platform::Platform;
 use crate::stack::TaskStack;
 
 /// Calls of `next_task` with a spin hint in between before a worker parks.
-pub(crate) const IDLE_SPIN_ROUNDS: u32 = 64;
+pub(crate) const IDLE_SPIN_ROUNDS: u32 = 4;
 
 /// Per-worker state, living in a box owned by the worker thread for the whole loop.
 pub(crate) struct Worker {
@@ -158,12 +158,14 @@ extern "sysv64" fn task_entry(_: usize) -> ! {
 fn run_body() -> *mut TaskContext {
     let w = current_worker().unwrap_or_else(|| unreachable!("a task runs on a worker"));
     let t = w.current.get();
-    // SAFETY: the loop set `current` to the TaskRef it holds while this task runs; we clone it
-    // so the body can run while the task migrates between workers.
-    let task = unsafe { (*t).clone() };
-    task.0.body.run();
-    task.hdr().state.store(DONE, Ordering::Release);
-    task.hdr().ctx.get()
+    // SAFETY: the loop set `current` to the TaskRef it holds while this task runs. We keep a
+    // reference to the task allocation itself (not to that TaskRef, which lives in one worker's
+    // frame): the task may migrate while its body runs, but the runtime's live-task registry
+    // holds a reference until the task is finished, which is after this function returns.
+    let task: &super::task::Task<dyn super::task::Run> = unsafe { &*(*t).0 };
+    task.body.run(&task.hdr.name);
+    task.hdr.state.store(DONE, Ordering::Release);
+    task.hdr.ctx.get()
 }
 
 /// The worker thread's body. `ready` is called once the worker is registered (or failed).
@@ -281,12 +283,13 @@ fn run(shared: &Shared, worker: &Worker, task: TaskRef) {
         YIELDED => shared.sched.requeue(worker.cpu, task),
         BLOCKING => {
             // Off the task's stack now: from here on anyone may resume it (wait.rs, step 3).
-            hdr.state.store(BLOCKED, Ordering::SeqCst);
+            // Release: a waker that CASes BLOCKED away also sees the context saved by resume.
+            hdr.state.store(BLOCKED, Ordering::Release);
             fence(Ordering::SeqCst);
-            if hdr.notify.load(Ordering::SeqCst)
+            if hdr.notify.load(Ordering::Relaxed)
                 && hdr
                     .state
-                    .compare_exchange(BLOCKED, RUNNABLE, Ordering::SeqCst, Ordering::SeqCst)
+                    .compare_exchange(BLOCKED, RUNNABLE, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
             {
                 shared.sched.requeue(worker.cpu, task);
