@@ -30,6 +30,7 @@ pub const REMOTE_BATCH_MAX: u32 = 64;
 ///
 /// # Safety
 /// 1. `b` is a free block of at least 8 bytes, aligned to 8, owned by the caller.
+#[cfg(not(loom))]
 #[inline(always)]
 pub unsafe fn next_of(b: *mut u8) -> *mut u8 {
     // SAFETY: precondition 1.
@@ -40,10 +41,37 @@ pub unsafe fn next_of(b: *mut u8) -> *mut u8 {
 ///
 /// # Safety
 /// 1. As for [`next_of`].
+#[cfg(not(loom))]
 #[inline(always)]
 pub unsafe fn set_next(b: *mut u8, next: *mut u8) {
     // SAFETY: precondition 1.
     unsafe { b.cast::<*mut u8>().write(next) }
+}
+
+/// Under loom, a block's link word is a loom cell, so the models catch a producer's link
+/// store and the consumer's link load that are not ordered by happens-before (a missing
+/// Release or Acquire on the inbox head), not only lost or duplicated blocks.
+#[cfg(loom)]
+pub(crate) type LoomLink = loom::cell::UnsafeCell<*mut u8>;
+
+/// Reads the link word of a free block (loom: a tracked cell at the block's address).
+///
+/// # Safety
+/// 1. `b` points to a live [`LoomLink`] owned by the caller.
+#[cfg(loom)]
+pub unsafe fn next_of(b: *mut u8) -> *mut u8 {
+    // SAFETY: precondition 1.
+    unsafe { (*b.cast::<LoomLink>()).with(|p| *p) }
+}
+
+/// Writes the link word of a free block (loom: a tracked cell at the block's address).
+///
+/// # Safety
+/// 1. As for [`next_of`].
+#[cfg(loom)]
+pub unsafe fn set_next(b: *mut u8, next: *mut u8) {
+    // SAFETY: precondition 1.
+    unsafe { (*b.cast::<LoomLink>()).with_mut(|p| *p = next) }
 }
 
 /// A cache's pending frees for one destination node. Owned by the cache's thread or CPU.
@@ -214,9 +242,9 @@ mod loom_tests {
     fn loom_remote_frees_arrive_exactly_once() {
         loom::model(|| {
             let inbox = Arc::new(RemoteInbox::new());
-            // Four blocks, identified by their address.
+            // Four blocks, identified by their address; each is a tracked link cell.
             let blocks: Vec<usize> = (0..4)
-                .map(|_| Box::into_raw(Box::new([0u64; 2])) as usize)
+                .map(|_| Box::into_raw(Box::new(LoomLink::new(ptr::null_mut()))) as usize)
                 .collect();
             let producers: Vec<_> = (0..2)
                 .map(|t| {
@@ -255,7 +283,7 @@ mod loom_tests {
             assert_eq!(got, want, "every remote free arrives exactly once");
             for b in blocks {
                 // SAFETY: each box freed once.
-                drop(unsafe { Box::from_raw(b as *mut [u64; 2]) });
+                drop(unsafe { Box::from_raw(b as *mut LoomLink) });
             }
         });
     }
