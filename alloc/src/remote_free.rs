@@ -272,6 +272,11 @@ mod loom_tests {
                     p = unsafe { next_of(p) };
                 }
             };
+            // Let the producers run first in some schedules: without this yield, loom's
+            // exploration never has a push land before this first drain, and the concurrent
+            // half of the protocol would go unchecked. (Checked by mutation: with a Relaxed
+            // push or a Relaxed take, this model fails with a causality violation.)
+            thread::yield_now();
             drain(&mut got);
             for p in producers {
                 p.join().unwrap();
