@@ -1,5 +1,10 @@
-//! Raw context switch against corosensei in the same run. Each iteration is a round trip:
-//! main → task → main, i.e. two one-way switches (halve the figure for "per switch").
+//! Raw context switches against corosensei in the same run. Each iteration is a round trip
+//! (there and back: two one-way switches; halve the figure for "per switch").
+//!
+//! - `manycore_resume_suspend`: `arch::resume`/`arch::suspend`, the runtime's switch.
+//! - `manycore_switch`: the symmetric thread-to-thread `arch::switch` (kernels).
+//! - `manycore_switch_preempt_fxsave` / `_xsave`: the preemptive variants, with the FPU image.
+//! - `corosensei_resume_suspend`: the reference.
 //!
 //! Run: `cargo bench -p manycore-benches --bench switch`
 
@@ -7,65 +12,83 @@ use std::hint::black_box;
 
 use corosensei::{Coroutine, CoroutineResult};
 use criterion::Criterion;
-use manycore_sched::arch::{Context, SwitchKind, init_stack, switch, switch_preempt};
+use manycore_sched::arch::{
+    Context, SwitchKind, TaskContext, init_stack, init_task, resume, suspend, switch,
+    switch_preempt, switch_preempt_xsave, xsave_area_bytes,
+};
 use manycore_sched::stack::{MmapStack, TaskStack};
 
 struct Pair {
     main: Context,
     task: Context,
-    preempt: bool,
+    kind: SwitchKind,
+}
+
+fn switch_kind(kind: SwitchKind, from: *mut Context, to: *const Context) {
+    // SAFETY: both contexts were prepared for `kind` (init_stack with the same kind, or
+    // suspended by the same switch) on live stacks.
+    unsafe {
+        match kind {
+            SwitchKind::Cooperative => switch(from, to),
+            SwitchKind::PreemptFxsave => switch_preempt(from, to),
+            SwitchKind::PreemptXsave { area_bytes } => switch_preempt_xsave(from, to, area_bytes),
+        }
+    }
 }
 
 extern "sysv64" fn bounce(arg: usize) -> ! {
     // SAFETY: `arg` is the benchmark's `Pair`, alive while the task may run.
     let p = unsafe { &mut *(arg as *mut Pair) };
     loop {
-        // SAFETY: `main` was filled by the switch that resumed us.
-        unsafe {
-            if p.preempt {
-                switch_preempt(&raw mut p.task, &raw const p.main)
-            } else {
-                switch(&raw mut p.task, &raw const p.main)
-            }
-        }
+        switch_kind(p.kind, &raw mut p.task, &raw const p.main);
+    }
+}
+
+extern "sysv64" fn bounce_task(arg: usize) -> ! {
+    let ctx = arg as *mut TaskContext;
+    loop {
+        // SAFETY: `arg` is the context this task is resumed through, alive for the benchmark.
+        unsafe { suspend(ctx) };
     }
 }
 
 fn round_trips(c: &mut Criterion) {
     let mut g = c.benchmark_group("switch_round_trip");
-    for preempt in [false, true] {
-        let stack = MmapStack::new(64 * 1024).unwrap();
+    let stack = MmapStack::new(64 * 1024).expect("stack");
+    let mut ctx = Box::new(TaskContext::new());
+    let arg = &raw mut *ctx as usize;
+    // SAFETY: the stack outlives the benchmark; `bounce_task` never returns.
+    *ctx = unsafe { init_task(stack.top(), bounce_task, arg) };
+    g.bench_function("manycore_resume_suspend", |b| {
+        // SAFETY: the task is suspended in `bounce_task` (or fresh) on its live stack.
+        b.iter(|| unsafe { resume(&raw mut *ctx) })
+    });
+    let mut kinds = vec![
+        ("manycore_switch", SwitchKind::Cooperative),
+        ("manycore_switch_preempt_fxsave", SwitchKind::PreemptFxsave),
+    ];
+    if let Some(area_bytes) = xsave_area_bytes() {
+        kinds.push((
+            "manycore_switch_preempt_xsave",
+            SwitchKind::PreemptXsave { area_bytes },
+        ));
+    }
+    let mut stacks = vec![stack];
+    for (name, kind) in kinds {
+        let stack = MmapStack::new(64 * 1024).expect("stack");
         let mut p = Box::new(Pair {
             main: Context::new(),
             task: Context::new(),
-            preempt,
+            kind,
         });
         let arg = &raw mut *p as usize;
-        // SAFETY: the stack outlives the benchmark; `bounce` never returns.
-        let kind = if preempt {
-            SwitchKind::PreemptFxsave
-        } else {
-            SwitchKind::Cooperative
-        };
+        // SAFETY: the stack outlives the benchmark (kept in `stacks`); `bounce` never returns;
+        // 64 KiB covers `kind.init_bytes()`.
         p.task = unsafe { init_stack(stack.top(), bounce, arg, kind) };
-        let name = if preempt {
-            "manycore_switch_preempt_fxsave"
-        } else {
-            "manycore_switch"
-        };
         g.bench_function(name, |b| {
-            b.iter(|| {
-                // SAFETY: `task` is suspended in `bounce` (or fresh), its stack alive.
-                unsafe {
-                    if preempt {
-                        switch_preempt(&raw mut p.main, &raw const p.task)
-                    } else {
-                        switch(&raw mut p.main, &raw const p.task)
-                    }
-                }
-            })
+            b.iter(|| switch_kind(kind, &raw mut p.main, &raw const p.task))
         });
-        std::mem::forget(stack); // the task is parked mid-loop on it; never resumed again
+        stacks.push(stack);
     }
     let mut co = Coroutine::new(|yielder, ()| {
         loop {
@@ -79,6 +102,8 @@ fn round_trips(c: &mut Criterion) {
         })
     });
     g.finish();
+    // The tasks stay suspended on these stacks; nothing resumes them after this point.
+    drop(stacks);
 }
 
 // criterion_group! generates an undocumented public function.
