@@ -42,6 +42,11 @@ pub mod ring;
 pub mod rng;
 #[cfg(all(feature = "std", not(loom)))]
 pub mod rt;
+// The runtime's block/wake handshake is model-checked on its own (the rest of `rt` needs OS
+// threads and real stacks).
+#[cfg(loom)]
+#[path = "rt/handshake.rs"]
+mod rt_handshake;
 pub mod scheduler;
 #[cfg(not(loom))]
 pub mod stack;

@@ -12,15 +12,15 @@
 //!    released when the last handle to each task goes away; their frames are never unwound.
 
 use std::boxed::Box;
-use std::vec;
 use std::string::{String, ToString};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
+use std::vec;
 use std::vec::Vec;
 
-use manycore_topology::{CpuSet, Topology};
+use manycore_topology::{CpuSet, TierKind, Topology};
 
 use super::overflow::{self, OverflowAction, action_code};
 use super::platform::{Parker, RtPlatform};
@@ -32,7 +32,6 @@ use crate::scheduler::{Config, Scheduler, SpawnHint};
 use crate::stack::{MmapSource, STACK_BYTES_DEFAULT, StackPool};
 use crate::stats::Counters;
 use crate::sync::SpinLock;
-use manycore_topology::TierKind;
 
 /// How long dropping a [`Runtime`] that was not shut down waits for its tasks.
 pub const DROP_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -242,7 +241,9 @@ impl Builder {
         }
         let topo = match self.topology {
             Some(t) => t,
-            None => Topology::host().map_err(|e| std::format!("cannot read the host topology: {e}"))?,
+            None => {
+                Topology::host().map_err(|e| std::format!("cannot read the host topology: {e}"))?
+            }
         };
         let topo = match &self.cpus {
             None => topo,
@@ -400,7 +401,10 @@ impl core::fmt::Display for SpawnError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             SpawnError::NotInRuntime => {
-                write!(f, "spawn called outside a task or worker of a manycore runtime")
+                write!(
+                    f,
+                    "spawn called outside a task or worker of a manycore runtime"
+                )
             }
             SpawnError::BadHint { hint, cpus, nodes } => write!(
                 f,
@@ -591,7 +595,12 @@ fn check_hint(shared: &Shared, hint: SpawnHint) -> Result<(), SpawnError> {
     Ok(())
 }
 
-pub(crate) fn spawn_inner<R, F>(shared: &Shared, name: String, hint: SpawnHint, f: F) -> JoinHandle<R>
+pub(crate) fn spawn_inner<R, F>(
+    shared: &Shared,
+    name: String,
+    hint: SpawnHint,
+    f: F,
+) -> JoinHandle<R>
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,

@@ -121,7 +121,10 @@ pub struct RecvError;
 
 impl fmt::Display for RecvError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "receiving on an empty channel whose senders are all gone")
+        write!(
+            f,
+            "receiving on an empty channel whose senders are all gone"
+        )
     }
 }
 

@@ -61,6 +61,7 @@ mod builder;
 mod channel;
 mod condvar;
 mod future;
+pub(crate) mod handshake;
 mod mutex;
 mod overflow;
 mod platform;

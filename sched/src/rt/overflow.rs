@@ -154,7 +154,9 @@ impl AltStack {
             let e = std::io::Error::last_os_error();
             // SAFETY: unmapping our own mapping, never installed.
             unsafe { libc::munmap(base, len) };
-            return Err(std::format!("cannot install an alternate signal stack: {e}"));
+            return Err(std::format!(
+                "cannot install an alternate signal stack: {e}"
+            ));
         }
         Ok(AltStack {
             mapped: Some((base, len)),
@@ -249,7 +251,9 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
             if abort {
                 line.push(b"; aborting (OverflowAction::Abort)\n");
             } else {
-                line.push(b"; abandoning the task: its JoinHandle returns JoinError::StackOverflow\n");
+                line.push(
+                    b"; abandoning the task: its JoinHandle returns JoinError::StackOverflow\n",
+                );
             }
             // SAFETY: write(2) is async-signal-safe; the buffer is ours.
             unsafe { libc::write(2, line.buf.as_ptr().cast(), line.len) };

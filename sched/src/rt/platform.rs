@@ -267,6 +267,10 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         h.join().unwrap();
-        assert_eq!(p.state.load(Ordering::Relaxed), EMPTY, "the token was consumed");
+        assert_eq!(
+            p.state.load(Ordering::Relaxed),
+            EMPTY,
+            "the token was consumed"
+        );
     }
 }

@@ -10,7 +10,7 @@ use std::boxed::Box;
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::string::String;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use super::builder::Shared;
@@ -19,20 +19,15 @@ use crate::arch::TaskContext;
 use crate::stack::{MmapStack, StackError};
 use crate::task::Task as SchedTask;
 
-/// Queued somewhere, or about to be.
-pub(crate) const RUNNABLE: u8 = 0;
+pub(crate) use super::handshake::{BLOCKING, RUNNABLE};
 /// On a worker.
-pub(crate) const RUNNING: u8 = 1;
+pub(crate) const RUNNING: u32 = 1;
 /// Asked to go back to the run queue (set by the task before it suspends).
-pub(crate) const YIELDED: u8 = 2;
-/// Asked to block (set by the task before it suspends; the worker publishes BLOCKED).
-pub(crate) const BLOCKING: u8 = 3;
-/// Off every queue until a wake moves it to RUNNABLE.
-pub(crate) const BLOCKED: u8 = 4;
+pub(crate) const YIELDED: u32 = 2;
 /// Finished; its result is stored.
-pub(crate) const DONE: u8 = 5;
+pub(crate) const DONE: u32 = 5;
 /// Its stack overflowed; the fault handler abandoned it.
-pub(crate) const OVERFLOWED: u8 = 6;
+pub(crate) const OVERFLOWED: u32 = 6;
 
 /// What the runtime and waiters know about a task. Who touches what:
 pub(crate) struct Header {
@@ -55,7 +50,7 @@ pub(crate) struct Header {
     /// RUNNABLE ... OVERFLOWED (constants above). The task writes YIELDED/BLOCKING/DONE before
     /// suspending; its worker reads them after; wakers CAS BLOCKED to RUNNABLE; the fault
     /// handler writes OVERFLOWED on the worker's own thread.
-    pub(crate) state: AtomicU8,
+    pub(crate) state: AtomicU32,
     /// Park token: set by [`TaskWaker::wake`](super::TaskWaker::wake) from any thread, consumed
     /// by the task when it blocks or resumes (see `wait.rs`).
     pub(crate) notify: AtomicBool,
@@ -195,7 +190,7 @@ where
             stack: UnsafeCell::new(None),
             guard_lo: AtomicUsize::new(0),
             guard_hi: AtomicUsize::new(0),
-            state: AtomicU8::new(RUNNABLE),
+            state: AtomicU32::new(RUNNABLE),
             notify: AtomicBool::new(false),
             signaled: AtomicBool::new(false),
             join_state: AtomicU8::new(JOIN_NONE),
@@ -311,7 +306,10 @@ impl fmt::Display for JoinError {
             ),
             JoinError::NoStack { error, .. } => write!(f, "task '{name}' never ran: {error}"),
             JoinError::Abandoned { .. } => {
-                write!(f, "task '{name}' had not finished when the runtime shut down")
+                write!(
+                    f,
+                    "task '{name}' had not finished when the runtime shut down"
+                )
             }
             JoinError::Lost { .. } => write!(f, "task '{name}' lost its closure"),
         }

@@ -74,7 +74,11 @@ fn a_panic_is_returned_by_join_naming_the_task() {
     assert!(err.is_panic());
     assert_eq!(err.panic_message(), Some("boom in doomed"));
     assert_eq!(err.to_string(), "task 'doomed' panicked: boom in doomed");
-    assert_eq!(rt.spawn(|| 41 + 1).join().unwrap(), 42, "the runtime carries on");
+    assert_eq!(
+        rt.spawn(|| 41 + 1).join().unwrap(),
+        42,
+        "the runtime carries on"
+    );
     rt.shutdown();
 }
 
@@ -232,9 +236,7 @@ fn shutdown_timeout_reports_a_task_blocked_forever() {
         .spawn_with("stuck-on-event", SpawnHint::default(), move || n2.wait())
         .unwrap();
     std::thread::sleep(Duration::from_millis(10));
-    let err = rt
-        .shutdown_timeout(Duration::from_millis(50))
-        .unwrap_err();
+    let err = rt.shutdown_timeout(Duration::from_millis(50)).unwrap_err();
     assert_eq!(err.unfinished, ["stuck-on-event"]);
     assert!(err.stuck_cpus.is_empty(), "{err}");
     let j = h.join().unwrap_err();

@@ -15,9 +15,9 @@ use std::collections::BinaryHeap;
 use std::time::Duration;
 use std::vec::Vec;
 
-use crate::platform::Platform;
 use super::wait::{Waiter, wait_signaled};
 use super::worker::{current_header, current_worker, yield_now};
+use crate::platform::Platform;
 
 struct Entry {
     deadline_ns: u64,

@@ -27,10 +27,11 @@
 //! flag lives in its header; an OS thread's lives in a small shared node.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, Thread};
 
-use super::task::{BLOCKED, BLOCKING, RUNNABLE, TaskRef};
+use super::handshake;
+use super::task::{BLOCKING, TaskRef};
 use super::worker::{current_header, current_task, current_worker, suspend_running};
 
 /// A handle that wakes one task (its park token): see the module docs.
@@ -64,17 +65,10 @@ impl std::fmt::Debug for TaskWaker {
     }
 }
 
-/// Step 4 of the module docs: sets the token and returns whether this call moved the task from
-/// BLOCKED to RUNNABLE (then the caller must hand it to the scheduler).
+/// Step 4 of the module docs (`handshake.rs`): whether this call moved the task from BLOCKED to
+/// RUNNABLE (then the caller must hand it to the scheduler).
 fn set_token(t: &TaskRef) -> bool {
-    let hdr = t.hdr();
-    hdr.notify.store(true, Ordering::Release);
-    fence(Ordering::SeqCst);
-    hdr.state.load(Ordering::Relaxed) == BLOCKED
-        && hdr
-            .state
-            .compare_exchange(BLOCKED, RUNNABLE, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+    handshake::set_token(&t.hdr().state, &t.hdr().notify)
 }
 
 /// Hands a task that just became RUNNABLE to its runtime's scheduler.
@@ -110,10 +104,7 @@ pub fn block() {
     // then its wakers and the runtime's registry, hold references), and it is heap memory, so
     // the reference stays valid across the switch even if the task resumes on another thread.
     let hdr = unsafe { &*hdr };
-    // Step 1. A load then a store instead of a swap: a wake landing in between merges with
-    // this one, which is fine since the caller re-checks its condition either way.
-    if hdr.notify.load(Ordering::Acquire) {
-        hdr.notify.store(false, Ordering::Relaxed);
+    if handshake::take_token(&hdr.notify) {
         return;
     }
     hdr.state.store(BLOCKING, Ordering::Relaxed);

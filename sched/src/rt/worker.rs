@@ -24,13 +24,12 @@ use std::boxed::Box;
 use std::cell::{Cell, RefCell};
 use std::string::String;
 use std::sync::Arc;
-use std::sync::atomic::{Ordering, fence};
+use std::sync::atomic::Ordering;
 
 use super::builder::Shared;
 use super::overflow;
 use super::task::{
-    BLOCKED, BLOCKING, DONE, Header, JoinError, OVERFLOWED, RUNNABLE, RUNNING, TaskRef, YIELDED,
-    mark_joinable,
+    BLOCKING, DONE, Header, JoinError, OVERFLOWED, RUNNING, TaskRef, YIELDED, mark_joinable,
 };
 use super::timer::Timers;
 use crate::arch::{TaskContext, exit, init_task, resume, suspend};
@@ -169,7 +168,11 @@ fn run_body() -> *mut TaskContext {
 }
 
 /// The worker thread's body. `ready` is called once the worker is registered (or failed).
-pub(crate) fn worker_main(shared: Arc<Shared>, cpu: usize, ready: impl FnOnce(Result<i32, String>)) {
+pub(crate) fn worker_main(
+    shared: Arc<Shared>,
+    cpu: usize,
+    ready: impl FnOnce(Result<i32, String>),
+) {
     if let Some(os_cpu) = shared.pin_os_cpu(cpu)
         && let Err(e) = super::platform::pin_to(os_cpu)
     {
@@ -283,15 +286,7 @@ fn run(shared: &Shared, worker: &Worker, task: TaskRef) {
         YIELDED => shared.sched.requeue(worker.cpu, task),
         BLOCKING => {
             // Off the task's stack now: from here on anyone may resume it (wait.rs, step 3).
-            // Release: a waker that CASes BLOCKED away also sees the context saved by resume.
-            hdr.state.store(BLOCKED, Ordering::Release);
-            fence(Ordering::SeqCst);
-            if hdr.notify.load(Ordering::Relaxed)
-                && hdr
-                    .state
-                    .compare_exchange(BLOCKED, RUNNABLE, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-            {
+            if super::handshake::publish_blocked(&hdr.state, &hdr.notify) {
                 shared.sched.requeue(worker.cpu, task);
             }
         }
@@ -320,6 +315,7 @@ fn finish(shared: &Shared, worker: &Worker, task: TaskRef) {
     if let Some(s) = unsafe { (*hdr.stack.get()).take() } {
         shared.stacks.put(Some(worker.cpu), s);
     }
-    mark_joinable(hdr);
+    // Unregister first: a task whose join has returned no longer counts as live.
     shared.unregister(&task);
+    mark_joinable(hdr);
 }
