@@ -109,6 +109,8 @@ pub struct Scheduler<T, P, O = NoObserver> {
     injector_since_ns: Box<[AtomicU64]>,
     idle: Idle,
     policy: Box<dyn Policy>,
+    /// `policy.shared_queue()`, read on every scheduling decision (cached: no virtual call).
+    shared_queue: bool,
     platform: P,
     observer: O,
     config: Config,
@@ -196,6 +198,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             injector_since_ns: (0..nodes).map(|_| AtomicU64::new(0)).collect(),
             cpus,
             topo,
+            shared_queue: policy.shared_queue(),
             policy,
             platform,
             observer,
@@ -237,7 +240,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     }
 
     fn shared(&self) -> bool {
-        self.policy.shared_queue()
+        self.shared_queue
     }
 
     fn node_injector(&self, node: usize) -> usize {

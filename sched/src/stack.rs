@@ -171,7 +171,11 @@ impl<S: StackSource> StackPool<S> {
 
     /// Free stacks held, over all lists.
     pub fn cached(&self) -> usize {
-        self.per_cpu.iter().map(|l| l.with(|l| l.len())).sum::<usize>() + self.shared.with(|l| l.len())
+        self.per_cpu
+            .iter()
+            .map(|l| l.with(|l| l.len()))
+            .sum::<usize>()
+            + self.shared.with(|l| l.len())
     }
 }
 
@@ -224,16 +228,16 @@ mod mmap {
                     core::ptr::null_mut(),
                     len,
                     libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE
-                        | libc::MAP_ANONYMOUS
-                        | libc::MAP_NORESERVE
-                        | libc::MAP_STACK,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
                     -1,
                     0,
                 )
             };
             if base == libc::MAP_FAILED {
-                return Err(err("mmap failed", std::io::Error::last_os_error().raw_os_error()));
+                return Err(err(
+                    "mmap failed",
+                    std::io::Error::last_os_error().raw_os_error(),
+                ));
             }
             // SAFETY: the first page lies inside the mapping just created.
             if unsafe { libc::mprotect(base, PAGE_BYTES, libc::PROT_NONE) } != 0 {
@@ -341,9 +345,17 @@ mod tests {
         for s in [d, e, f, extra] {
             pool.put(Some(0), s);
         }
-        assert_eq!(pool.cached(), 2, "one per CPU list plus one shared, the rest unmapped");
+        assert_eq!(
+            pool.cached(),
+            2,
+            "one per CPU list plus one shared, the rest unmapped"
+        );
         let small = MmapStack::new(4096).unwrap();
         pool.put(Some(1), small);
-        assert_eq!(pool.cached(), 2, "a stack smaller than the pool's size is not kept");
+        assert_eq!(
+            pool.cached(),
+            2,
+            "a stack smaller than the pool's size is not kept"
+        );
     }
 }

@@ -801,7 +801,12 @@ mod tests {
             Some(area_bytes) => {
                 assert_eq!(area_bytes % 64, 0);
                 fpu_state_is_per_context(SwitchKind::PreemptXsave { area_bytes });
-                let p = run(counter, SwitchKind::PreemptXsave { area_bytes }, 1000, || {});
+                let p = run(
+                    counter,
+                    SwitchKind::PreemptXsave { area_bytes },
+                    1000,
+                    || {},
+                );
                 assert_eq!((p.seen, p.rsp_mod16_at_entry), (1000, 8));
             }
             None => {
