@@ -8,7 +8,7 @@
 //! The owner bounds how many times in a row it runs from the slot (`next_streak_max` in
 //! [`crate::Config`]), so two tasks waking each other cannot starve the ring.
 
-use crate::sync::{AtomicBool, Ordering, SpinLock};
+use crate::sync::{AtomicBool, AtomicU64, Ordering, SpinLock};
 
 /// A one-task slot, owner-filled, stealable after a grace period.
 pub struct NextSlot<T> {
@@ -18,6 +18,10 @@ pub struct NextSlot<T> {
     /// the lock). Lets the owner's `take` skip the lock when the slot is empty: only the owner
     /// fills the slot, so a `false` it reads cannot be stale in the direction that matters.
     occupied: AtomicBool,
+    /// When the task now in the slot entered it (written by the owner's `put`). Lets a thief
+    /// see that the slot's task is still within its grace period without taking the lock (a
+    /// read-modify-write on the busy owner's line).
+    since_ns: AtomicU64,
 }
 
 impl<T> Default for NextSlot<T> {
@@ -25,6 +29,7 @@ impl<T> Default for NextSlot<T> {
         NextSlot {
             slot: SpinLock::new(None),
             occupied: AtomicBool::new(false),
+            since_ns: AtomicU64::new(0),
         }
     }
 }
@@ -35,6 +40,7 @@ impl<T> NextSlot<T> {
     pub fn put(&self, task: T, now_ns: u64) -> Option<T> {
         self.slot.with(|s| {
             self.occupied.store(true, Ordering::Relaxed);
+            self.since_ns.store(now_ns, Ordering::Relaxed);
             s.replace((task, now_ns)).map(|(t, _)| t)
         })
     }
@@ -52,6 +58,12 @@ impl<T> NextSlot<T> {
 
     /// Thief: takes the task if it has waited at least `grace_ns`. Never waits for the lock.
     pub fn steal(&self, now_ns: u64, grace_ns: u64) -> Option<T> {
+        // Read-only pre-checks (may be stale; the locked check below decides).
+        if !self.occupied.load(Ordering::Relaxed)
+            || now_ns.saturating_sub(self.since_ns.load(Ordering::Relaxed)) < grace_ns
+        {
+            return None;
+        }
         self.slot
             .try_with(|s| match s {
                 Some((_, since)) if now_ns.saturating_sub(*since) >= grace_ns => {
