@@ -238,8 +238,11 @@ unsafe extern "sysv64" fn task_trampoline() {
         "and rsp, -16",
         // End the frame-pointer chain here so debuggers and profilers stop at the task's base.
         "xor ebp, ebp",
-        "call rax",
-        "ud2",
+        // Enter `entry` as if called, with a null return address (it never returns), but by a
+        // jump: a `call` here would push a return-stack-buffer entry that no `ret` matches, and
+        // the task's final `exit` (a `ret` to the resumer) would then be mispredicted.
+        "push 0",
+        "jmp rax",
     )
 }
 
