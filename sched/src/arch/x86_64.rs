@@ -395,6 +395,18 @@ pub unsafe extern "sysv64" fn switch_preempt_xsave(
         "mov rbp, rsp",
         "sub rsp, rdx",
         "and rsp, -64",
+        // Zero the 64-byte header at offset 512 first: XSAVE updates only the XSTATE_BV bits of
+        // the components it saves and never writes XCOMP_BV or the reserved bytes, while XRSTOR
+        // faults on any bit set there beyond XCR0, and this stack memory holds old data.
+        "xor ecx, ecx",
+        "mov [rsp + 512], rcx",
+        "mov [rsp + 520], rcx",
+        "mov [rsp + 528], rcx",
+        "mov [rsp + 536], rcx",
+        "mov [rsp + 544], rcx",
+        "mov [rsp + 552], rcx",
+        "mov [rsp + 560], rcx",
+        "mov [rsp + 568], rcx",
         // Requested-feature bitmap: everything (XSAVE masks it with XCR0).
         "mov eax, -1",
         "mov edx, -1",
@@ -796,6 +808,33 @@ mod tests {
     #[test]
     fn preemptive_switch_keeps_each_contexts_fpu_state() {
         fpu_state_is_per_context(SwitchKind::PreemptFxsave);
+    }
+
+    /// Fills `bytes` of the stack below the caller with 0xFF, so a switch made next finds
+    /// garbage where it builds its save area.
+    #[inline(never)]
+    fn dirty_stack(bytes: usize) {
+        let mut buf = [0xFFu8; 16 * 1024];
+        let n = bytes.min(buf.len());
+        std::hint::black_box(&mut buf[..n]);
+    }
+
+    #[test]
+    fn xsave_switch_survives_a_dirty_stack() {
+        let Some(area_bytes) = xsave_area_bytes() else {
+            assert!(
+                std::env::var("MANYCORE_REQUIRE_XSAVE").as_deref() != Ok("1"),
+                "MANYCORE_REQUIRE_XSAVE=1 but this CPU/OS has no XSAVE"
+            );
+            std::eprintln!("skipping: this CPU or OS has not enabled XSAVE");
+            return;
+        };
+        // Each round dirties the main stack where the next save area goes; an XRSTOR of a
+        // header with garbage in XCOMP_BV or the reserved bytes would fault (SIGSEGV).
+        let p = run(counter, SwitchKind::PreemptXsave { area_bytes }, 200, || {
+            dirty_stack(16 * 1024)
+        });
+        assert_eq!(p.seen, 200);
     }
 
     #[test]

@@ -39,6 +39,16 @@
 //! task it ran, so the task never touches a queue while still on its own stack. A task migrates
 //! only while suspended (stolen from a queue, or woken elsewhere).
 //!
+//! # Spawning from a task
+//! A task spawned by another task with no placement hint goes to the spawner's CPU's *next slot*
+//! (through the scheduler's wake placement, as a task woken there would): it runs as soon as the
+//! spawner blocks or yields, on the spawner's warm cache, which is what a spawn followed by a
+//! join wants. A child displaced from the slot by the next spawn goes to the ring, where other
+//! CPUs may steal it, and a child left in the slot longer than the scheduler's grace period is
+//! stealable too, so a spawner that keeps running does not strand its children (unlike an
+//! unstealable LIFO slot). The scheduler counts these placements as local wakes. Spawns from
+//! other threads, and spawns with a hint, go through `Scheduler::spawn`.
+//!
 //! # Blocking
 //! Every blocking primitive blocks the *task*: the worker runs other tasks, and parks its thread
 //! only when the scheduler has nothing for it. The same primitives work from plain OS threads

@@ -208,10 +208,7 @@ where
     let finish: Arc<Task<dyn Finish<R>>> = task;
     (
         TaskRef(run),
-        JoinHandle {
-            task: finish,
-            taken: false,
-        },
+        JoinHandle { task: finish },
     )
 }
 
@@ -328,13 +325,12 @@ impl std::error::Error for JoinError {}
 /// dropped).
 pub struct JoinHandle<R> {
     task: Arc<Task<dyn Finish<R>>>,
-    taken: bool,
 }
 
 impl<R: Send + 'static> JoinHandle<R> {
     /// The task's value, or why there is none. From a task, the calling task blocks (its worker
     /// runs other tasks); from any other thread, the thread blocks.
-    pub fn join(mut self) -> Result<R, JoinError> {
+    pub fn join(self) -> Result<R, JoinError> {
         let hdr = &self.task.hdr;
         if hdr.join_state.load(Ordering::Acquire) != JOIN_DONE {
             let w = Waiter::current();
@@ -353,7 +349,6 @@ impl<R: Send + 'static> JoinHandle<R> {
                 Err(_) => drop(unsafe { (*hdr.join_waiter.get()).take() }),
             }
         }
-        self.taken = true;
         self.task.body.take().unwrap_or_else(|| {
             Err(JoinError::Lost {
                 task: hdr.name.clone(),
@@ -376,7 +371,10 @@ impl<R> fmt::Debug for JoinHandle<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
             .field("task", &self.task.hdr.name)
-            .field("taken", &self.taken)
+            .field(
+                "finished",
+                &(self.task.hdr.join_state.load(Ordering::Acquire) == JOIN_DONE),
+            )
             .finish()
     }
 }
