@@ -123,7 +123,9 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, String> {
             "yield.manycore" => rows::manycore_yield(&c),
             "yield.tokio" => rows::tokio_yield(&c),
             "yield.os" => rows::os_yield(&c),
-            "pingpong.same_core.manycore" => rows::manycore_pingpong(&c, false, 1_000).map(|p| p.samples),
+            "pingpong.same_core.manycore" => {
+                rows::manycore_pingpong(&c, false, 1_000).map(|p| p.samples)
+            }
             "pingpong.same_core.os_futex" => rows::os_futex_pingpong(&c, (os0, os0), 50),
             "pingpong.cross_core.manycore" => rows::manycore_pingpong(&c, true, 500).map(|p| {
                 cross_fraction = Some(p.cross_fraction);

@@ -41,11 +41,23 @@ fn manycore(args: &[&str]) -> (i32, String, String) {
 #[test]
 fn json_report_has_the_documented_shape() {
     let (code, out, err) = manycore(&[
-        "bench", "--json", "--only", "switch", "--samples", "3", "--scale", "0.01",
+        "bench",
+        "--json",
+        "--only",
+        "switch",
+        "--samples",
+        "3",
+        "--scale",
+        "0.01",
     ]);
     assert_eq!(code, 0, "stderr: {err}");
     let v: Value = serde_json::from_str(&out).expect("valid JSON");
-    let top: Vec<&str> = v.as_object().expect("object").keys().map(String::as_str).collect();
+    let top: Vec<&str> = v
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(top, ["machine", "results"]);
     assert!(v["machine"]["cpus"].as_u64().is_some_and(|n| n >= 1));
     assert!(["tsc", "monotonic"].contains(&v["machine"]["clock"].as_str().unwrap_or("")));
@@ -53,10 +65,18 @@ fn json_report_has_the_documented_shape() {
     let names: Vec<&str> = rows.iter().filter_map(|r| r["name"].as_str()).collect();
     assert_eq!(names, ["switch.raw", "switch.corosensei"]);
     for r in rows {
-        let mut keys: Vec<&str> = r.as_object().expect("row").keys().map(String::as_str).collect();
+        let mut keys: Vec<&str> = r
+            .as_object()
+            .expect("row")
+            .keys()
+            .map(String::as_str)
+            .collect();
         keys.sort_unstable();
         assert_eq!(keys, ["iters", "median_ns", "name", "p99_ns"]);
-        let (m, p) = (r["median_ns"].as_f64().unwrap(), r["p99_ns"].as_f64().unwrap());
+        let (m, p) = (
+            r["median_ns"].as_f64().unwrap(),
+            r["p99_ns"].as_f64().unwrap(),
+        );
         assert!(m > 0.0 && p >= m, "median {m}, p99 {p}");
         assert!(r["iters"].as_u64().is_some_and(|n| n >= 3 * 4));
     }
@@ -78,14 +98,20 @@ fn calibrate_writes_a_cost_model_the_simulator_reads() {
     ]);
     assert_eq!(code, 0, "stderr: {err}");
     let m = CostModel::load(&file).expect("the simulator reads the calibrated model");
-    assert!(m.source.contains("manycore bench --calibrate"), "{}", m.source);
+    assert!(
+        m.source.contains("manycore bench --calibrate"),
+        "{}",
+        m.source
+    );
     let d = CostModel::default();
     assert!(
         m.switch_ns > 0 && m.unpark.same_ns > 0,
         "measured fields are filled: {m:?}"
     );
     assert!(
-        m.switch_ns != d.switch_ns || m.yield_ns != d.yield_ns || m.unpark.same_ns != d.unpark.same_ns,
+        m.switch_ns != d.switch_ns
+            || m.yield_ns != d.yield_ns
+            || m.unpark.same_ns != d.unpark.same_ns,
         "the model is not just the defaults: {m:?}"
     );
     assert_eq!(m.memory, d.memory, "unmeasured fields keep the defaults");

@@ -72,7 +72,9 @@ fn stack_overflow_is_reported_and_the_runtime_carries_on() {
         "stderr names the task: {stderr}"
     );
     assert!(
-        stdout.contains("join: task 'deep-recursion' overflowed its 65536-byte stack and was abandoned"),
+        stdout.contains(
+            "join: task 'deep-recursion' overflowed its 65536-byte stack and was abandoned"
+        ),
         "join returns StackOverflow: {stdout}"
     );
     assert!(stdout.contains("after: "), "a later task ran: {stdout}");
@@ -81,7 +83,11 @@ fn stack_overflow_is_reported_and_the_runtime_carries_on() {
         "the second overflow is reported too: {stderr}"
     );
     assert!(stdout.contains("clean shutdown"), "{stdout}");
-    assert!(out.status.success(), "the child exits normally: {:?}", out.status);
+    assert!(
+        out.status.success(),
+        "the child exits normally: {:?}",
+        out.status
+    );
 }
 
 #[test]
@@ -89,14 +95,22 @@ fn stack_overflow_with_abort_names_the_task_then_aborts() {
     if std::env::var("MANYCORE_OVERFLOW_CHILD").as_deref() == Ok("abort") {
         return child(OverflowAction::Abort);
     }
-    let out = run_child("stack_overflow_with_abort_names_the_task_then_aborts", "abort");
+    let out = run_child(
+        "stack_overflow_with_abort_names_the_task_then_aborts",
+        "abort",
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("manycore: task 'deep-recursion' overflowed its 65536-byte stack")
             && stderr.contains("aborting"),
         "stderr: {stderr}"
     );
-    assert_eq!(out.status.signal(), Some(6), "died by SIGABRT: {:?}", out.status);
+    assert_eq!(
+        out.status.signal(),
+        Some(6),
+        "died by SIGABRT: {:?}",
+        out.status
+    );
 }
 
 /// A fault that is not a task's overflow still kills the process the ordinary way (the handler
@@ -116,6 +130,14 @@ fn other_faults_keep_their_default_action() {
     }
     let out = run_child("other_faults_keep_their_default_action", "other");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("overflowed"), "not reported as an overflow: {stderr}");
-    assert_eq!(out.status.signal(), Some(11), "died by SIGSEGV: {:?}", out.status);
+    assert!(
+        !stderr.contains("overflowed"),
+        "not reported as an overflow: {stderr}"
+    );
+    assert_eq!(
+        out.status.signal(),
+        Some(11),
+        "died by SIGSEGV: {:?}",
+        out.status
+    );
 }

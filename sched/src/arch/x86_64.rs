@@ -831,9 +831,12 @@ mod tests {
         };
         // Each round dirties the main stack where the next save area goes; an XRSTOR of a
         // header with garbage in XCOMP_BV or the reserved bytes would fault (SIGSEGV).
-        let p = run(counter, SwitchKind::PreemptXsave { area_bytes }, 200, || {
-            dirty_stack(16 * 1024)
-        });
+        let p = run(
+            counter,
+            SwitchKind::PreemptXsave { area_bytes },
+            200,
+            || dirty_stack(16 * 1024),
+        );
         assert_eq!(p.seen, 200);
     }
 

@@ -206,10 +206,7 @@ where
     });
     let run: Arc<Task<dyn Run>> = task.clone();
     let finish: Arc<Task<dyn Finish<R>>> = task;
-    (
-        TaskRef(run),
-        JoinHandle { task: finish },
-    )
+    (TaskRef(run), JoinHandle { task: finish })
 }
 
 /// Why a task produced no value.

@@ -176,6 +176,10 @@ mod tests {
         let t0 = c.now();
         std::thread::sleep(Duration::from_millis(20));
         let ns = c.ns(t0, c.now());
-        assert!((19e6..200e6).contains(&ns), "{} measured {ns} ns for 20 ms", c.name());
+        assert!(
+            (19e6..200e6).contains(&ns),
+            "{} measured {ns} ns for 20 ms",
+            c.name()
+        );
     }
 }

@@ -9,10 +9,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use manycore_sched::{NoStealPolicy, SpawnHint};
 use manycore_sched::arch::{TaskContext, init_task, resume, suspend};
 use manycore_sched::rt::{self, Builder, Event};
 use manycore_sched::stack::{MmapStack, TaskStack};
+use manycore_sched::{NoStealPolicy, SpawnHint};
 
 use super::clock::{Clock, Samples, sample};
 
@@ -48,14 +48,15 @@ impl Pin {
     /// Pins the calling thread to OS CPU `os_cpu`.
     pub fn to(os_cpu: usize) -> Result<Pin, String> {
         if os_cpu >= libc::CPU_SETSIZE as usize {
-            return Err(format!("CPU {os_cpu} is beyond what sched_setaffinity can name"));
+            return Err(format!(
+                "CPU {os_cpu} is beyond what sched_setaffinity can name"
+            ));
         }
         // SAFETY: zeroed cpu_set_t values are valid empty sets; CPU_SET stays in bounds
         // (checked above); the calls read or write only these sets.
         unsafe {
             let mut saved: libc::cpu_set_t = std::mem::zeroed();
-            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut saved) != 0
-            {
+            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut saved) != 0 {
                 return Err(format!(
                     "sched_getaffinity: {}",
                     std::io::Error::last_os_error()
