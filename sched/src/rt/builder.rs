@@ -85,8 +85,9 @@ pub(crate) struct Shared {
     /// A task is added by its spawner and removed by the worker that finishes it.
     registry: Box<[SpinLock<Vec<TaskRef>>]>,
     shutdown: AtomicBool,
-    /// Workers that left their loop; guarded count plus condvar for `shutdown`.
-    exited: Mutex<usize>,
+    /// Per CPU: its worker left its loop (it only has to return from its thread now); with a
+    /// condvar for `shutdown`.
+    exited: Mutex<Vec<bool>>,
     exited_cv: Condvar,
     /// Numbers the runtime's worker thread names.
     pub(crate) id: usize,
@@ -114,8 +115,8 @@ impl Shared {
     pub(crate) fn stack_bytes(&self) -> usize {
         self.stacks.stack_bytes()
     }
-    pub(crate) fn worker_exited(&self) {
-        *self.exited.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+    pub(crate) fn worker_exited(&self, cpu: usize) {
+        self.exited.lock().unwrap_or_else(|p| p.into_inner())[cpu] = true;
         self.exited_cv.notify_all();
     }
     pub(crate) fn sample_wasted(&self) {
@@ -281,7 +282,7 @@ impl Builder {
             stacks: StackPool::new(MmapSource, self.stack_bytes, n),
             registry: (0..=n).map(|_| SpinLock::new(Vec::new())).collect(),
             shutdown: AtomicBool::new(false),
-            exited: Mutex::new(0),
+            exited: Mutex::new(vec![false; n]),
             exited_cv: Condvar::new(),
             id,
             pin_os: self.pin.then_some(os),
@@ -516,7 +517,7 @@ impl Runtime {
             // task deadline has passed, so only a worker stuck in a task counts as stuck.
             let deadline = deadline.map(|d| d.max(Instant::now() + WORKER_EXIT_GRACE));
             let mut exited = self.shared.exited.lock().unwrap_or_else(|p| p.into_inner());
-            while *exited < n {
+            while exited.iter().filter(|&&e| e).count() < n {
                 let wait = match deadline {
                     None => Duration::from_millis(100),
                     Some(d) => match d.checked_duration_since(Instant::now()) {
@@ -532,10 +533,17 @@ impl Runtime {
                     .0;
             }
         }
+        let exited = self
+            .shared
+            .exited
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let mut stuck_cpus = Vec::new();
         for (cpu, w) in self.workers.iter_mut().enumerate() {
             if let Some(h) = w.take() {
-                if h.is_finished() {
+                // A worker that left its loop is only returning from its thread: join it.
+                if exited.get(cpu).copied().unwrap_or(false) || h.is_finished() {
                     let _ = h.join();
                 } else {
                     stuck_cpus.push(cpu);

@@ -177,12 +177,14 @@ pub(crate) fn worker_main(
         && let Err(e) = super::platform::pin_to(os_cpu)
     {
         ready(Err(std::format!("worker for CPU {cpu}: {e}")));
+        shared.worker_exited(cpu);
         return;
     }
     let altstack = match overflow::AltStack::ensure() {
         Ok(a) => a,
         Err(e) => {
             ready(Err(std::format!("worker for CPU {cpu}: {e}")));
+            shared.worker_exited(cpu);
             return;
         }
     };
@@ -208,7 +210,7 @@ pub(crate) fn worker_main(
     WORKER.with(|w| w.set(core::ptr::null()));
     drop(worker);
     drop(altstack);
-    shared.worker_exited();
+    shared.worker_exited(cpu);
 }
 
 fn worker_loop(shared: &Shared, worker: &Worker) {
