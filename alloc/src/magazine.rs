@@ -14,8 +14,10 @@ use crate::size_class::MAGAZINE_CAPACITY_MAX;
 /// A magazine: up to `cap` blocks of one class.
 ///
 /// Owned by exactly one party at a time: a cache (loaded or previous slot), a depot list, or
-/// the pool. Only the owner reads or writes it, so no field is atomic.
-#[repr(C)]
+/// the pool. Only the owner reads or writes it, so no field is atomic. Cache-line aligned, so
+/// two threads' magazines carved side by side never share a line (without it, one thread
+/// filling its last slots would steal the line holding its neighbour's `count`).
+#[repr(C, align(64))]
 #[derive(Debug)]
 pub struct Magazine {
     /// Blocks held (`items[..count]`).
