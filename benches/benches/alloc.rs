@@ -100,7 +100,11 @@ const LARSON_OPS: usize = 25_000;
 fn larson<A: GlobalAlloc + Sync>(a: &'static A) {
     let mut r = Rng::new(1);
     let mut arrays: Vec<Vec<Blk>> = (0..LARSON_THREADS)
-        .map(|_| (0..LARSON_SLOTS).map(|_| alloc(a, 16 + r.below(241) as usize)).collect())
+        .map(|_| {
+            (0..LARSON_SLOTS)
+                .map(|_| alloc(a, 16 + r.below(241) as usize))
+                .collect()
+        })
         .collect();
     for generation in 0..LARSON_GENERATIONS {
         // Each thread takes the array another thread worked on last generation.
@@ -146,8 +150,11 @@ fn xmalloc<A: GlobalAlloc + Sync>(a: &'static A) {
                 for _ in 0..XMALLOC_OBJECTS_PER_PRODUCER {
                     batch.push(alloc(a, 16 + r.below(497) as usize));
                     if batch.len() == XMALLOC_BATCH {
-                        tx.send(std::mem::replace(&mut batch, Vec::with_capacity(XMALLOC_BATCH)))
-                            .unwrap();
+                        tx.send(std::mem::replace(
+                            &mut batch,
+                            Vec::with_capacity(XMALLOC_BATCH),
+                        ))
+                        .unwrap();
                     }
                 }
                 tx.send(batch).unwrap();
@@ -329,7 +336,9 @@ fn peak_rss_table() {
             .unwrap_or_else(|| panic!("child {w}:{a} printed no maxrss: {s}"))
     };
     println!("\npeak RSS (KiB, child process per run; baseline = same child running nothing)");
-    println!("| workload | allocator | peak RSS KiB | minus baseline | ratio to mimalloc (minus baseline) |");
+    println!(
+        "| workload | allocator | peak RSS KiB | minus baseline | ratio to mimalloc (minus baseline) |"
+    );
     println!("|---|---|---|---|---|");
     for w in WORKLOADS {
         let base = measure("none", "glibc");
