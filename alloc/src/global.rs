@@ -50,6 +50,10 @@ std::thread_local! {
     /// `(heap address, cache)` pairs of the calling thread. Owned by the thread.
     static SLOTS: [Cell<(usize, *mut Cache)>; TLS_SLOTS] =
         const { [const { Cell::new((0, ptr::null_mut())) }; TLS_SLOTS] };
+    /// Set while the thread is making its cache. The C library calls made there
+    /// (`pthread_setspecific` may `calloc`) re-enter the allocator when this crate replaces
+    /// `malloc`; those nested calls see the flag and use the heap without a cache.
+    static MAKING_CACHE: Cell<bool> = const { Cell::new(false) };
 }
 
 /// pthread key (plus one; 0 = not created) whose destructor flushes the thread's caches.
@@ -145,6 +149,32 @@ impl NumaSlab {
         }
     }
 
+    /// Before `fork()` (a `pthread_atfork` prepare handler): takes every lock of the heap (see
+    /// [`Heap::fork_prepare`]).
+    pub fn fork_prepare(&self) {
+        self.heap.fork_prepare();
+    }
+
+    /// After `fork()`, in the parent and in the child: releases the locks `fork_prepare` took.
+    /// The child keeps the forking thread's cache; other threads' caches are gone with them.
+    ///
+    /// # Safety
+    /// 1. The calling thread called `fork_prepare` (in the child: before `fork()`) and has not
+    ///    called `fork_release` since.
+    pub unsafe fn fork_release(&self) {
+        // SAFETY: precondition 1.
+        unsafe { self.heap.fork_release() };
+    }
+
+    /// Bytes usable at `p` (at least what was asked for).
+    ///
+    /// # Safety
+    /// 1. `p` is a live block of this allocator.
+    pub unsafe fn usable_size(&self, p: *mut u8) -> usize {
+        // SAFETY: precondition 1.
+        unsafe { self.heap.usable_size(p) }
+    }
+
     /// A handle that allocates on node `node` (an allocator-api2 `Allocator`).
     pub fn alloc_on_node(&self, node: usize) -> NodeAlloc<'_, LinuxPageSource> {
         self.heap.alloc_on_node(node)
@@ -199,6 +229,17 @@ impl NumaSlab {
             }
         }
         let free = slots.iter().find(|s| s.get().0 == 0)?;
+        let nested = MAKING_CACHE.try_with(|m| m.replace(true)).unwrap_or(true);
+        if nested {
+            return None;
+        }
+        let made = self.make_cache(free, me);
+        let _ = MAKING_CACHE.try_with(|m| m.set(false));
+        made
+    }
+
+    /// Arms the thread-exit hook and makes the thread's cache in slot `free`.
+    fn make_cache(&self, free: &Cell<(usize, *mut Cache)>, me: usize) -> Option<*mut Cache> {
         if !register_exit_hook() {
             return None;
         }

@@ -21,11 +21,14 @@ use crate::segment::{
 use crate::size_class::{self, CLASS_MAX_BYTES, MAGAZINE_CAPACITY, NUM_CLASSES, class_bytes};
 use crate::slab::ClassInner;
 use crate::stats::{self, NodeStats};
-use crate::sync::{AtomicPtr, AtomicU8, AtomicUsize, Ordering, UnsafeCell};
+use crate::sync::{AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 
 const MAP_UNSET: u8 = 0;
 const MAP_BUSY: u8 = 1;
 const MAP_READY: u8 = 2;
+
+/// Yields [`Heap::fork_prepare`] waits at most for another thread's machine discovery.
+const FORK_DISCOVERY_WAIT_YIELDS_MAX: usize = 10_000;
 
 /// The default bound on the bytes of blocks one cache may hold in its magazines.
 pub const CACHE_BUDGET_BYTES_DEFAULT: usize = 4 << 20;
@@ -48,6 +51,9 @@ pub struct Heap<P: PageSource> {
     nodes: [AtomicPtr<NodeState>; MAX_NODES],
     /// Bound on bytes in one cache's magazines. Read by caches on slow paths.
     cache_budget_bytes: AtomicUsize,
+    /// Bit `n` set: node `n`'s locks are held by [`Heap::fork_prepare`]. Written by the
+    /// forking thread only.
+    fork_locked_nodes: AtomicU64,
 }
 
 // SAFETY: all shared mutation goes through atomics and the node states' locks; the map cell is
@@ -113,6 +119,7 @@ impl<P: PageSource> Heap<P> {
             origin: UnsafeCell::new(origin),
             nodes: [const { AtomicPtr::new(ptr::null_mut()) }; MAX_NODES],
             cache_budget_bytes: AtomicUsize::new(CACHE_BUDGET_BYTES_DEFAULT),
+            fork_locked_nodes: AtomicU64::new(0),
         }
     }
 
@@ -665,6 +672,55 @@ impl<P: PageSource> Heap<P> {
             } else {
                 let class = (*slab_of(seg, p)).class as usize;
                 size_class::class_for(new_size, align) == Some(class)
+            }
+        }
+    }
+
+    // ----- fork --------------------------------------------------------------------------------
+
+    /// Before `fork()`: finishes machine discovery, creates every node's state (so no node
+    /// appears while the locks are held), then takes every lock of every node and keeps them,
+    /// so the child cannot inherit a lock held by a thread it does not have. Pair it with
+    /// [`Heap::fork_release`] in both the parent and the child (`pthread_atfork`).
+    pub fn fork_prepare(&self) {
+        // Bounded: discovery is a few sysfs reads; a thread preempted inside it for longer
+        // than this leaves the child on the one-node map, which is correct, only less local.
+        for _ in 0..FORK_DISCOVERY_WAIT_YIELDS_MAX {
+            let _ = self.node_map();
+            if self.map_state.load(Ordering::Acquire) == MAP_READY {
+                break;
+            }
+            crate::sync::yield_now();
+        }
+        for node in 0..self.nodes() {
+            let _ = self.node_state(node);
+        }
+        let mut locked = 0u64;
+        for node in 0..MAX_NODES {
+            if let Some(ns) = self.existing_node(node) {
+                ns.lock_all();
+                locked |= 1 << node;
+            }
+        }
+        self.fork_locked_nodes.store(locked, Ordering::Relaxed);
+    }
+
+    /// After `fork()`, in the parent and in the child: releases what [`Heap::fork_prepare`]
+    /// took. In the child every other thread's cache is gone with its thread; its blocks stay
+    /// allocated (leaked) in the child, as with any allocator.
+    ///
+    /// # Safety
+    /// 1. The calling thread called `fork_prepare` (in the child: the forking thread did, before
+    ///    `fork()`), and has not called `fork_release` since.
+    pub unsafe fn fork_release(&self) {
+        let locked = self.fork_locked_nodes.swap(0, Ordering::Relaxed);
+        for node in (0..MAX_NODES).rev() {
+            if locked & (1 << node) == 0 {
+                continue;
+            }
+            if let Some(ns) = self.existing_node(node) {
+                // SAFETY: precondition 1: `fork_prepare` locked this node (its bit is set).
+                unsafe { ns.unlock_all() };
             }
         }
     }

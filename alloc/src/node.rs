@@ -338,6 +338,34 @@ impl NodeState {
         });
     }
 
+    /// Takes every lock of the node in the lock order (class locks by index, then the
+    /// magazine pool, then the segments) and keeps them: the first half of the fork handlers.
+    /// Other threads hold at most one class lock and take the later locks only after it, so
+    /// taking all class locks in index order cannot deadlock with them.
+    pub(crate) fn lock_all(&self) {
+        for slot in &self.classes {
+            slot.lock.lock_raw();
+        }
+        self.magazines.lock_raw();
+        self.segments.lock_raw();
+    }
+
+    /// Releases every lock [`NodeState::lock_all`] took.
+    ///
+    /// # Safety
+    /// 1. The calling thread (in a forked child: the thread that forked) took them with
+    ///    `lock_all` and has not released them since.
+    pub(crate) unsafe fn unlock_all(&self) {
+        // SAFETY: precondition 1, for each lock.
+        unsafe {
+            self.segments.unlock_raw();
+            self.magazines.unlock_raw();
+            for slot in &self.classes {
+                slot.lock.unlock_raw();
+            }
+        }
+    }
+
     /// Calls `f(base, bytes)` for every segment and large mapping of the node, under the
     /// segment lock.
     pub(crate) fn for_each_mapping(&self, mut f: impl FnMut(*mut u8, usize)) {

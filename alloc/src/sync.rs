@@ -124,6 +124,23 @@ impl<T> SpinLock<T> {
         r
     }
 
+    /// Takes the lock and keeps it past this call: the fork handlers hold every lock of a
+    /// heap across `fork()` so the child never inherits a lock held by a thread it lacks.
+    #[cfg(not(loom))]
+    pub(crate) fn lock_raw(&self) {
+        self.acquire();
+    }
+
+    /// Releases a lock taken with [`SpinLock::lock_raw`].
+    ///
+    /// # Safety
+    /// 1. The calling thread took the lock with `lock_raw` (in a forked child: its parent
+    ///    thread did, before `fork()`), and has not released it since.
+    #[cfg(not(loom))]
+    pub(crate) unsafe fn unlock_raw(&self) {
+        self.locked.store(false, Ordering::Release);
+    }
+
     #[inline]
     fn acquire(&self) {
         loop {

@@ -346,6 +346,9 @@ pub fn discover(map: &mut NodeMap) -> Result<(), DiscoveryError> {
 const RSEQ_UNKNOWN: u8 = 0;
 const RSEQ_YES: u8 = 1;
 const RSEQ_NO: u8 = 2;
+/// One thread is inside `dlsym`; everyone (including an allocation `dlsym` itself makes on
+/// that thread) uses `sched_getcpu` meanwhile instead of probing again.
+const RSEQ_PROBING: u8 = 3;
 static RSEQ_STATE: AtomicU8 = AtomicU8::new(RSEQ_UNKNOWN);
 static RSEQ_OFFSET: AtomicIsize = AtomicIsize::new(0);
 
@@ -385,9 +388,22 @@ fn thread_pointer() -> Option<usize> {
     }
 }
 
-/// Looks up glibc's `__rseq_offset` / `__rseq_size` (documented ABI since glibc 2.35).
+/// Looks up glibc's `__rseq_offset` / `__rseq_size` (documented ABI since glibc 2.35). Only
+/// one caller probes; the others (and allocations made inside `dlsym`, when this runs under a
+/// `malloc` replacement) see `RSEQ_PROBING` and get `RSEQ_NO` for this call.
 #[cold]
 fn rseq_probe() -> u8 {
+    if RSEQ_STATE
+        .compare_exchange(
+            RSEQ_UNKNOWN,
+            RSEQ_PROBING,
+            Ordering::Acquire,
+            Ordering::Acquire,
+        )
+        .is_err()
+    {
+        return RSEQ_NO;
+    }
     // SAFETY: dlsym with RTLD_DEFAULT and NUL-terminated names; the results are checked for
     // null before being read as the documented types (ptrdiff_t, unsigned int).
     let state = unsafe {
@@ -413,6 +429,7 @@ pub fn cpu_id_source() -> CpuIdSource {
     if s == RSEQ_UNKNOWN {
         s = rseq_probe();
     }
+    // RSEQ_PROBING falls through to `Getcpu` below.
     if s == RSEQ_YES {
         CpuIdSource::Rseq
     } else {
