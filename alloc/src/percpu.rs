@@ -60,6 +60,17 @@ impl<P: PageSource, C: CpuLocal> PerCpu<P, C> {
         }
     }
 
+    /// An allocator that learns the machine from `source` on its first allocation
+    /// ([`PageSource::discover_nodes`]), for a kernel whose topology is known only after the
+    /// allocator is declared as a `static` (the kernel discovers it from ACPI at boot).
+    pub const fn discovering(source: P, cpu: C) -> Self {
+        PerCpu {
+            heap: Heap::new(source),
+            cpu,
+            caches: [const { AtomicPtr::new(ptr::null_mut()) }; MAX_CPUS],
+        }
+    }
+
     /// The heap.
     pub fn heap(&self) -> &Heap<P> {
         &self.heap
