@@ -166,6 +166,21 @@ impl NumaSlab {
         unsafe { self.heap.fork_release() };
     }
 
+    /// Frees `p` without its layout (the heap finds the block's size class from its segment):
+    /// what a C `free` needs.
+    ///
+    /// # Safety
+    /// 1. `p` came from this allocator and is live.
+    #[inline]
+    pub unsafe fn free(&self, p: *mut u8) {
+        match self.cached() {
+            // SAFETY: the thread's own cache (see `alloc`); precondition 1.
+            Some(c) => unsafe { (*c).free(&self.heap, p) },
+            // SAFETY: precondition 1.
+            None => unsafe { self.dealloc_cold(p) },
+        }
+    }
+
     /// Bytes usable at `p` (at least what was asked for).
     ///
     /// # Safety
@@ -371,12 +386,8 @@ unsafe impl GlobalAlloc for NumaSlab {
 
     #[inline]
     unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
-        match self.cached() {
-            // SAFETY: as in `alloc`; `p` came from this heap.
-            Some(c) => unsafe { (*c).free(&self.heap, p) },
-            // SAFETY: the caller's contract: `p` came from this allocator.
-            None => unsafe { self.dealloc_cold(p) },
-        }
+        // SAFETY: the caller's contract: `p` came from this allocator and is live.
+        unsafe { self.free(p) }
     }
 
     #[inline]
