@@ -12,6 +12,11 @@
 //!    in use. Either may be null.
 //! 3. The bytes the magazines could hold (`held_bound_bytes` = sum of `cap * class bytes` over
 //!    the magazines held) stay at most the heap's cache budget after every slow path.
+//! 4. While a magazine is loaded, its fill level and capacity live in the class slot
+//!    (`count`, `cap`; both 0 when nothing is loaded) and the magazine's own `count` is
+//!    stale; [`ClassCache::unload`] writes it back whenever the magazine leaves the slot. So a
+//!    fast path reads one line of the cache and one line of the magazine's `items`, and
+//!    `count != 0` / `count < cap` alone decide a hit (no null test).
 //!
 //! Slow paths follow Bonwick: swap `loaded` and `previous` when that helps, else trade with the
 //! node's depot under the class lock, else refill from (or drain to) the slabs. A per-thread
@@ -32,14 +37,16 @@ use crate::stats;
 /// Classes a slow path may visit to get back under the budget.
 pub const EVICT_SCAN_MAX: usize = 8;
 
-/// One class's slot in a cache.
-#[repr(C)]
+/// One class's slot in a cache: what the fast paths touch (32 bytes, two per cache line).
+#[repr(C, align(32))]
 #[derive(Debug, Clone, Copy)]
 struct ClassCache {
-    /// The magazine allocations pop from and frees push to.
+    /// The magazine allocations pop from and frees push to (null when none).
     loaded: *mut Magazine,
-    /// The spare magazine (Bonwick's "previous").
-    previous: *mut Magazine,
+    /// Blocks in `loaded` (invariant 4; 0 when none).
+    count: u32,
+    /// Capacity of `loaded` (0 when none).
+    cap: u32,
     /// Allocations not yet added to the node's counters.
     allocs: u64,
     /// Local frees not yet added to the node's counters.
@@ -48,18 +55,76 @@ struct ClassCache {
 
 const EMPTY_CLASS: ClassCache = ClassCache {
     loaded: ptr::null_mut(),
-    previous: ptr::null_mut(),
+    count: 0,
+    cap: 0,
     allocs: 0,
     frees: 0,
 };
+
+impl ClassCache {
+    /// Takes the loaded magazine out of the slot with its count written back (null if none).
+    #[inline]
+    fn unload(&mut self) -> *mut Magazine {
+        let m = self.loaded;
+        if !m.is_null() {
+            // SAFETY: a loaded magazine is owned by this cache (invariant 2).
+            unsafe { (*m).count = self.count };
+        }
+        self.loaded = ptr::null_mut();
+        self.count = 0;
+        self.cap = 0;
+        m
+    }
+
+    /// Makes `m` (owned by the cache, or null) the loaded magazine of an empty slot.
+    #[inline]
+    fn load(&mut self, m: *mut Magazine) {
+        debug_assert!(self.loaded.is_null());
+        self.loaded = m;
+        if !m.is_null() {
+            // SAFETY: `m` is owned by this cache and not loaded, so its own fields are current.
+            unsafe {
+                self.count = (*m).count;
+                self.cap = (*m).cap;
+            }
+        }
+    }
+
+    /// Pops a block from the loaded magazine.
+    ///
+    /// # Safety
+    /// 1. `self.count != 0`.
+    #[inline(always)]
+    unsafe fn pop(&mut self) -> *mut u8 {
+        self.count -= 1;
+        self.allocs += 1;
+        // SAFETY: precondition 1 and invariant 4: a non-zero count means a loaded magazine
+        // whose `items[..count]` hold blocks.
+        unsafe { *(*self.loaded).items.get_unchecked(self.count as usize) }
+    }
+
+    /// Pushes a block onto the loaded magazine.
+    ///
+    /// # Safety
+    /// 1. `self.count < self.cap`; 2. `p` is a free block of this cache's node and class.
+    #[inline(always)]
+    unsafe fn push(&mut self, p: *mut u8) {
+        // SAFETY: precondition 1 and invariant 4: `count < cap <= MAGAZINE_CAPACITY_MAX`.
+        unsafe { *(*self.loaded).items.get_unchecked_mut(self.count as usize) = p };
+        self.count += 1;
+        self.frees += 1;
+    }
+}
 
 /// A CPU's or thread's cache. Owned by exactly one CPU (with preemption off) or thread; every
 /// field is read and written only by that owner.
 #[repr(C)]
 #[derive(Debug)]
 pub struct Cache {
-    /// Per class.
+    /// Per class: the fast-path slots.
     classes: [ClassCache; NUM_CLASSES],
+    /// Per class: the spare magazine (Bonwick's "previous"), its own `count` current.
+    previous: [*mut Magazine; NUM_CLASSES],
     /// The node whose blocks the magazines hold.
     node: usize,
     /// Whether slow paths re-check the current CPU's node (per-thread caches).
@@ -83,6 +148,7 @@ impl Cache {
     pub const fn new(node: usize, follows_cpu: bool) -> Cache {
         Cache {
             classes: [EMPTY_CLASS; NUM_CLASSES],
+            previous: [ptr::null_mut(); NUM_CLASSES],
             node,
             follows_cpu,
             held_bound_bytes: 0,
@@ -109,15 +175,9 @@ impl Cache {
             if let Some(c) = size_class::small_class(size) {
                 // SAFETY: `small_class` returns a class index below NUM_CLASSES.
                 let cc = unsafe { self.classes.get_unchecked_mut(c) };
-                let m = cc.loaded;
-                // SAFETY: a non-null loaded magazine is owned by this cache (invariant 2).
-                if !m.is_null() && unsafe { (*m).count } != 0 {
-                    cc.allocs += 1;
-                    // SAFETY: as above; `count > 0` so `items[count - 1]` holds a block.
-                    return unsafe {
-                        (*m).count -= 1;
-                        *(*m).items.get_unchecked((*m).count as usize)
-                    };
+                if cc.count != 0 {
+                    // SAFETY: `count != 0`.
+                    return unsafe { cc.pop() };
                 }
             }
         }
@@ -153,31 +213,20 @@ impl Cache {
     ) -> *mut u8 {
         let p = match size_class::class_for(size, align) {
             Some(c) => {
+                let prev = self.previous[c];
                 let cc = &mut self.classes[c];
-                let m = cc.loaded;
-                // SAFETY: a non-null loaded magazine is owned by this cache (invariant 2).
-                let hit = !m.is_null() && unsafe { (*m).count } != 0;
-                let prev = cc.previous;
-                if hit {
-                    cc.allocs += 1;
-                    // SAFETY: as above; `count > 0` so `items[count - 1]` holds a block.
-                    unsafe {
-                        (*m).count -= 1;
-                        *(*m).items.get_unchecked((*m).count as usize)
-                    }
+                if cc.count != 0 {
+                    // SAFETY: `count != 0`.
+                    unsafe { cc.pop() }
                 // SAFETY: a non-null previous magazine is owned by this cache (invariant 2).
                 } else if !prev.is_null() && unsafe { (*prev).count } != 0 {
                     // Bonwick's swap: the previous magazine has blocks. Kept out of the cold
                     // slow path because a class whose live count hovers at a magazine boundary
                     // swaps every few operations; it touches nothing shared.
-                    cc.previous = m;
-                    cc.loaded = prev;
-                    cc.allocs += 1;
-                    // SAFETY: `prev` is ours with `count > 0`.
-                    unsafe {
-                        (*prev).count -= 1;
-                        *(*prev).items.get_unchecked((*prev).count as usize)
-                    }
+                    self.previous[c] = cc.unload();
+                    cc.load(prev);
+                    // SAFETY: `prev` holds blocks, so `count != 0`.
+                    unsafe { cc.pop() }
                 } else {
                     self.alloc_slow(heap, c)
                 }
@@ -205,11 +254,8 @@ impl Cache {
                 let c = class_at(seg, p) as usize;
                 if c < NUM_CLASSES && (*seg).node as usize == self.node {
                     let cc = self.classes.get_unchecked_mut(c);
-                    let m = cc.loaded;
-                    if !m.is_null() && (*m).count < (*m).cap {
-                        *(*m).items.get_unchecked_mut((*m).count as usize) = p;
-                        (*m).count += 1;
-                        cc.frees += 1;
+                    if cc.count < cc.cap {
+                        cc.push(p);
                         return;
                     }
                 }
@@ -238,22 +284,18 @@ impl Cache {
             if node != self.node {
                 return self.free_remote(heap, node, p);
             }
+            let prev = *self.previous.get_unchecked(c);
             let cc = self.classes.get_unchecked_mut(c);
-            let m = cc.loaded;
-            if !m.is_null() && (*m).count < (*m).cap {
-                *(*m).items.get_unchecked_mut((*m).count as usize) = p;
-                (*m).count += 1;
-                cc.frees += 1;
+            if cc.count < cc.cap {
+                cc.push(p);
                 return;
             }
             // Bonwick's swap: the previous magazine is empty (see `alloc_general`).
-            let prev = cc.previous;
             if !prev.is_null() && (*prev).count == 0 {
-                cc.previous = m;
-                cc.loaded = prev;
-                *(*prev).items.get_unchecked_mut(0) = p;
-                (*prev).count = 1;
-                cc.frees += 1;
+                *self.previous.get_unchecked_mut(c) = cc.unload();
+                cc.load(prev);
+                // `prev` is empty with a non-zero capacity, so `count < cap`.
+                cc.push(p);
                 return;
             }
             self.free_slow(heap, c, p);
@@ -310,15 +352,19 @@ impl Cache {
         let Some(ns) = heap.node_state(node) else {
             return ptr::null_mut();
         };
+        let prev = &mut self.previous[c];
         let cc = &mut self.classes[c];
         stats::add(&ns.stats.classes[c].allocs, cc.allocs);
         stats::add(&ns.stats.classes[c].frees, cc.frees);
         cc.allocs = 0;
         cc.frees = 0;
-        // 1. The previous magazine has blocks: swap.
+        // 1. The previous magazine has blocks: swap (after a rebind, or from the uninlined
+        // check in `alloc_general`).
         // SAFETY: magazines in the slot are owned by this cache.
-        if !cc.previous.is_null() && unsafe { !(*cc.previous).is_empty() } {
-            core::mem::swap(&mut cc.loaded, &mut cc.previous);
+        if !prev.is_null() && unsafe { !(**prev).is_empty() } {
+            let m = cc.unload();
+            cc.load(*prev);
+            *prev = m;
         } else {
             // 2. Pending remote frees become free blocks first (no lock held here).
             if !ns.inbox.is_empty() {
@@ -330,30 +376,31 @@ impl Cache {
                 if !full.is_null() {
                     // 3. Trade: the depot's full magazine becomes loaded; our empty loaded
                     // becomes previous; an empty previous goes to the depot.
-                    if !cc.previous.is_null() {
+                    if !prev.is_null() {
                         // SAFETY: an empty magazine we own.
-                        unsafe { heap.put_empty_magazine(ns, inner, cc.previous) };
+                        unsafe { heap.put_empty_magazine(ns, inner, *prev) };
                         added = added.wrapping_sub(1);
                     }
-                    cc.previous = cc.loaded;
-                    cc.loaded = full;
+                    *prev = cc.unload();
+                    cc.load(full);
                     added = added.wrapping_add(1);
                 } else {
                     // 4. No full magazine anywhere: fill ours from the slabs.
                     if cc.loaded.is_null() {
-                        cc.loaded = heap.empty_magazine(ns, node, c, inner);
-                        if cc.loaded.is_null() {
+                        let m = heap.empty_magazine(ns, node, c, inner);
+                        if m.is_null() {
                             return;
                         }
+                        cc.load(m);
                         added = added.wrapping_add(1);
                     }
                     let m = cc.loaded;
-                    // SAFETY: our magazine; `cap <= MAGAZINE_CAPACITY_MAX`.
+                    // SAFETY: our magazine; `cap <= MAGAZINE_CAPACITY_MAX`; it is empty (we
+                    // are on the slow path), so `items[..cap]` may be overwritten.
                     unsafe {
-                        let cap = (*m).cap as usize;
                         let items = &mut (*m).items;
-                        let n = heap.refill(ns, node, c, inner, &mut items[..cap]);
-                        (*m).count = n as u32;
+                        let n = heap.refill(ns, node, c, inner, &mut items[..cc.cap as usize]);
+                        cc.count = n as u32;
                     }
                 }
                 heap.reap_class(ns, node, inner, false);
@@ -364,17 +411,11 @@ impl Cache {
                 .wrapping_add(added.wrapping_mul(per_mag));
         }
         let cc = &mut self.classes[c];
-        let m = cc.loaded;
-        // SAFETY: our magazine.
-        if m.is_null() || unsafe { (*m).is_empty() } {
+        if cc.count == 0 {
             return ptr::null_mut();
         }
-        cc.allocs += 1;
-        // SAFETY: count > 0.
-        let p = unsafe {
-            (*m).count -= 1;
-            (*m).items[(*m).count as usize]
-        };
+        // SAFETY: `count != 0`.
+        let p = unsafe { cc.pop() };
         self.enforce_budget(heap, c);
         p
     }
@@ -393,34 +434,40 @@ impl Cache {
         let Some(ns) = heap.existing_node(node) else {
             return;
         };
+        let prev = &mut self.previous[c];
         let cc = &mut self.classes[c];
         stats::add(&ns.stats.classes[c].allocs, cc.allocs);
-        stats::add(&ns.stats.classes[c].frees, cc.frees + 1);
+        stats::add(&ns.stats.classes[c].frees, cc.frees);
         cc.allocs = 0;
         cc.frees = 0;
         // 1. previous is empty: swap.
         // SAFETY: our magazines.
-        if !cc.previous.is_null() && unsafe { (*cc.previous).is_empty() } {
-            core::mem::swap(&mut cc.loaded, &mut cc.previous);
-        } else {
+        if !prev.is_null() && unsafe { (**prev).is_empty() } {
+            let m = cc.unload();
+            cc.load(*prev);
+            *prev = m;
+        } else if cc.count >= cc.cap {
             let mut added = 0usize;
             let mut fallback = false;
             ns.classes[c].lock.with(|inner| {
                 // 2. Trade: our full previous goes to the depot (or drains into slabs when the
                 // depot is at its bound), loaded becomes previous, a new empty one is loaded.
-                if !cc.previous.is_null() {
+                if !prev.is_null() {
                     // SAFETY: our magazine, blocks of class `c` on `node`.
-                    unsafe { heap.put_loaded_magazine(ns, node, inner, cc.previous) };
+                    unsafe { heap.put_loaded_magazine(ns, node, inner, *prev) };
                     added = added.wrapping_sub(1);
                 }
-                cc.previous = cc.loaded;
-                cc.loaded = heap.empty_magazine(ns, node, c, inner);
-                if cc.loaded.is_null() {
+                *prev = cc.unload();
+                let m = heap.empty_magazine(ns, node, c, inner);
+                if m.is_null() {
                     // Out of pages for a magazine: return the block straight to its slab.
                     // SAFETY: `p` is a block of `c` on `node`, ours.
                     unsafe { heap.put_block(ns, node, inner, p) };
+                    // Counted here: it never reaches `push`, which counts the others.
+                    stats::add(&ns.stats.classes[c].frees, 1);
                     fallback = true;
                 } else {
+                    cc.load(m);
                     added = added.wrapping_add(1);
                 }
                 heap.reap_class(ns, node, inner, false);
@@ -433,12 +480,10 @@ impl Cache {
                 return;
             }
         }
-        let m = self.classes[c].loaded;
-        // SAFETY: our magazine, now with room (empty or swapped-in empty).
-        unsafe {
-            (*m).items[(*m).count as usize] = p;
-            (*m).count += 1;
-        }
+        let cc = &mut self.classes[c];
+        // SAFETY: the loaded magazine has room (swapped in empty, freshly loaded empty, or it
+        // had room all along); `p` is a free block of `c` on `node` (checked above).
+        unsafe { cc.push(p) };
         self.enforce_budget(heap, c);
     }
 
@@ -500,23 +545,21 @@ impl Cache {
         stats::add(&ns.stats.classes[c].frees, cc.frees);
         cc.allocs = 0;
         cc.frees = 0;
-        if cc.loaded.is_null() && cc.previous.is_null() {
+        let loaded = cc.unload();
+        let prev = core::mem::replace(&mut self.previous[c], ptr::null_mut());
+        if loaded.is_null() && prev.is_null() {
             return;
         }
         ns.classes[c].lock.with(|inner| {
-            for m in [cc.previous, cc.loaded] {
+            for m in [prev, loaded] {
                 if !m.is_null() {
-                    // SAFETY: our magazines, blocks of class `c` on `node`.
+                    // SAFETY: our magazines (counts written back by `unload`), blocks of
+                    // class `c` on `node`.
                     unsafe { heap.put_loaded_magazine(ns, node, inner, m) };
                 }
             }
         });
-        let held = [cc.loaded, cc.previous]
-            .iter()
-            .filter(|m| !m.is_null())
-            .count();
-        cc.loaded = ptr::null_mut();
-        cc.previous = ptr::null_mut();
+        let held = [loaded, prev].iter().filter(|m| !m.is_null()).count();
         let per_mag = MAGAZINE_CAPACITY[c] as usize * class_bytes(c);
         self.held_bound_bytes = self.held_bound_bytes.saturating_sub(held * per_mag);
     }
@@ -533,9 +576,9 @@ impl Cache {
             return;
         };
         let per_mag = MAGAZINE_CAPACITY[c] as usize * class_bytes(c);
-        let prev = self.classes[c].previous;
+        let prev = self.previous[c];
         if !prev.is_null() {
-            self.classes[c].previous = ptr::null_mut();
+            self.previous[c] = ptr::null_mut();
             ns.classes[c].lock.with(|inner| {
                 // SAFETY: our magazine with blocks of `c` on `node`.
                 unsafe { heap.put_loaded_magazine(ns, node, inner, prev) }

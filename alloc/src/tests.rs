@@ -593,3 +593,88 @@ fn miri_core_paths_two_nodes() {
     );
     drop(heap);
 }
+
+/// Attacks cpu_cache invariant 4 (a loaded magazine's fill level lives in the class slot and
+/// is written back whenever the magazine leaves it): live counts that hover around magazine
+/// boundaries force Bonwick swaps on both the alloc and the free side, depot trades, refills
+/// and flushes with blocks live. A count lost or written back stale would hand one block out
+/// twice (caught by the live set), lose or resurrect a block (contents check, final counters)
+/// or miscount (allocs and frees must match what was done, exactly).
+/// Small enough for Miri: `cargo +nightly miri test -p manycore-alloc --lib miri_`.
+#[test]
+fn miri_magazine_counts_survive_swaps_trades_and_flushes() {
+    // 16 KiB: 4 blocks per magazine (through `alloc_general`); 1 KiB: 64 per magazine
+    // (through the inlined small-size fast path).
+    for size in [16 << 10, 1 << 10] {
+        magazine_boundaries(size);
+    }
+}
+
+fn magazine_boundaries(size: usize) {
+    let heap = fake_heap(1);
+    let mut cache = Cache::new(0, false);
+    let cap = crate::size_class::MAGAZINE_CAPACITY
+        [crate::size_class::class_for(size, 8).expect("a small class")] as usize;
+    let mut live: Vec<(*mut u8, u8)> = Vec::new();
+    let mut seen: HashSet<usize> = HashSet::new();
+    let mut ops = 0u64;
+    // Live-count targets around 0, 1, 2 and 3 magazines' worth.
+    let targets = [
+        cap + 1,
+        cap - 1,
+        2 * cap + 1,
+        1,
+        3 * cap,
+        cap,
+        2 * cap - 1,
+        0,
+    ];
+    for (round, &target) in targets.iter().cycle().take(3 * targets.len()).enumerate() {
+        while live.len() < target {
+            let p = cache.alloc(&heap, size, 8);
+            assert!(!p.is_null(), "{size} B round {round}: allocation failed");
+            assert!(
+                seen.insert(p as usize),
+                "{size} B round {round}: block {p:p} handed out while live"
+            );
+            let tag = (ops % 251) as u8;
+            // Only the ends of the block: Miri time grows with bytes touched.
+            fill(p, 8, tag);
+            // SAFETY: a live block of `size` bytes.
+            fill(unsafe { p.add(size - 8) }, 8, tag);
+            live.push((p, tag));
+            ops += 1;
+        }
+        while live.len() > target {
+            // Alternate LIFO and FIFO order so different blocks come back each round.
+            let (p, tag) = if round % 2 == 0 {
+                live.pop().unwrap()
+            } else {
+                live.remove(0)
+            };
+            check(p, 8, tag);
+            // SAFETY: as above.
+            check(unsafe { p.add(size - 8) }, 8, tag);
+            seen.remove(&(p as usize));
+            // SAFETY: live, freed once.
+            unsafe { cache.free(&heap, p) };
+        }
+        if round % 5 == 4 {
+            // Magazines leave the slots with blocks live elsewhere.
+            cache.flush(&heap);
+        }
+    }
+    cache.flush(&heap);
+    let s = heap.stats(0);
+    assert_eq!(s.allocs(), ops, "{size} B: every allocation counted once");
+    assert_eq!(s.frees(), ops, "{size} B: every free counted once");
+    assert_eq!(s.bytes_in_use(), 0, "{size} B");
+    // A block lost with a stale count keeps its slab busy: after a trim only the node state
+    // and the magazine metadata segment may stay.
+    heap.trim();
+    let after = heap.source().held_bytes();
+    assert!(
+        after <= crate::node::NodeState::PAGES_BYTES + crate::SEGMENT_BYTES,
+        "{size} B: {after} bytes still held after flush and trim: blocks were lost"
+    );
+}
