@@ -88,7 +88,6 @@ pub fn bsp(start_info_paddr: u32) -> Result<(), String> {
         },
     ];
     frames::init(&ram, &machine.memory, topo.num_nodes(), &reserved)?;
-    crate::HEAP.frames_ready();
     for n in 0..topo.num_nodes() {
         let s = frames::stats(n);
         kprintln!(
@@ -114,6 +113,8 @@ pub fn bsp(start_info_paddr: u32) -> Result<(), String> {
         percpu::install(me);
         crate::arch::gdt::load(me.tables);
     }
+    // From here on the heap is manycore-alloc (the bootstrap arena served everything before).
+    crate::thread::init_scheduler(topo)?;
     crate::arch::pic::remap_and_mask();
     apic::choose_mode();
     // SAFETY: the MADT's LAPIC address; once on this CPU with interrupts off.

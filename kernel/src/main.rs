@@ -39,9 +39,9 @@ mod time;
 
 use exit::{ExitCode, exit};
 
-/// The kernel heap (interim frame-backed allocator; see [`mem::heap`]).
+/// The kernel heap: manycore-alloc over the per-node frame pools (see [`mem::alloc`]).
 #[global_allocator]
-static HEAP: mem::heap::KernelHeap = mem::heap::KernelHeap::new();
+static HEAP: mem::alloc::KernelAllocator = mem::alloc::KernelAllocator::new();
 
 /// Tables of the bootstrap processor until its per-CPU block exists.
 static mut BSP_BOOT_TABLES: arch::gdt::CpuTables = arch::gdt::CpuTables::new();

@@ -8,7 +8,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::arch::apic::Lapic;
 use crate::arch::gdt::CpuTables;
@@ -26,8 +26,15 @@ pub struct PerCpu {
     pub cpu: usize,
     /// APIC id from the MADT. Immutable.
     pub apic_id: u32,
+    /// OS index (position among the MADT's enabled processors). Immutable.
+    pub os_index: usize,
     /// Logical NUMA node. Immutable.
     pub node: usize,
+    /// Nesting depth of the allocator's "preemption off" (see `mem::alloc::KernelCpu`). This
+    /// CPU only, with interrupts off.
+    pub preempt_depth: AtomicU32,
+    /// Whether interrupts were on when the outermost "preemption off" began. This CPU only.
+    pub preempt_irq: AtomicBool,
     /// Descriptor tables. Owned by this CPU after it loads them.
     pub tables: *mut CpuTables,
     /// This CPU's local APIC driver: used only by this CPU, with interrupts off.
@@ -94,6 +101,9 @@ pub fn create_all(
 ) -> Result<&'static [&'static PerCpu], &'static str> {
     let mut v = Vec::with_capacity(topo.num_cpus());
     for pu in topo.pus() {
+        if pu.os_index as usize >= manycore_alloc::MAX_CPUS {
+            return Err("topology: a CPU's OS index is beyond manycore-alloc's MAX_CPUS");
+        }
         // Zeroed in place: the tables hold a 16 KiB fault stack that must not pass through the
         // (small) boot stack.
         // SAFETY: all-zero bytes are a valid `CpuTables` (integers and arrays of integers).
@@ -101,8 +111,11 @@ pub fn create_all(
         let block = Box::leak(Box::new(PerCpu {
             self_ptr: core::ptr::null(),
             cpu: pu.logical,
+            os_index: pu.os_index as usize,
             apic_id: pu.apic_id.ok_or("topology: a CPU has no APIC id")?,
             node: pu.node,
+            preempt_depth: AtomicU32::new(0),
+            preempt_irq: AtomicBool::new(false),
             tables: Box::leak(tables),
             lapic: UnsafeCell::new(None),
             online: AtomicBool::new(false),
@@ -160,6 +173,11 @@ pub fn get(cpu: usize) -> &'static PerCpu {
 /// All blocks.
 pub fn all() -> &'static [&'static PerCpu] {
     CPUS.get().map_or(&[], |v| v.as_slice())
+}
+
+/// Whether the BSP has installed its block (from then on every CPU that runs Rust has one).
+pub fn is_ready() -> bool {
+    READY.load(Ordering::Acquire)
 }
 
 /// The logical CPU id of the caller, or 0 before per-CPU data is set up (boot and fault paths).

@@ -1,5 +1,5 @@
 //! Everything x86_64-specific: the PVH entry, descriptor tables, trap stubs, CPU instructions, port
-//! I/O, the local APIC, the AP trampoline and the context switch. The rest of the kernel talks to
+//! I/O, the local APIC and the AP trampoline (the context switch is manycore-sched's `arch`). The rest of the kernel talks to
 //! the machine only through these modules.
 
 pub mod apic;
@@ -9,5 +9,4 @@ pub mod gdt;
 pub mod pic;
 pub mod port;
 pub mod smp;
-pub mod switch;
 pub mod trap;

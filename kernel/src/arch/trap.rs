@@ -1,19 +1,20 @@
 //! Interrupt and exception entry: 256 stubs in `global_asm!` (stable Rust has no `x86-interrupt`
-//! ABI), one common path that saves every general-purpose register and the FXSAVE area, and a
-//! Rust dispatcher.
+//! ABI), one common path that saves every general-purpose register, and a Rust dispatcher.
 //!
 //! # The entry path, step by step
 //! 1. Stub `n` (16 bytes apart from `isr_stubs`) pushes a zero error code for vectors where the CPU
 //!    pushes none, then pushes `n`, then jumps to `isr_common`.
-//! 2. `isr_common` pushes the 15 GPRs, keeps the frame address in `rbx` (callee-saved, so it
-//!    survives the call), reserves 512 bytes below it aligned to 16 (the SDM says the CPU aligns
-//!    RSP before pushing its frame, but QEMU's TCG was seen entering with RSP ≡ 8 mod 16, so the
-//!    stub does not rely on it), `fxsave64`s the x87/SSE state there, and calls [`trap_dispatch`]
-//!    with a pointer to the [`TrapFrame`].
+//! 2. `isr_common` pushes the 15 GPRs (the frame is also what exception reports print), keeps the
+//!    frame address in `rbx` (callee-saved, so it survives the call), aligns the stack to 16 (the
+//!    SDM says the CPU aligns RSP before pushing its frame, but QEMU's TCG was seen entering with
+//!    RSP ≡ 8 mod 16, so the stub does not rely on it) and calls [`trap_dispatch`] with a pointer
+//!    to the [`TrapFrame`]. No FPU/SSE state is saved here: the kernel is compiled soft-float, so
+//!    no handler touches it.
 //! 3. The dispatcher runs the handler registered for the vector. A handler may switch to another
-//!    thread (timer preemption): this thread's registers and FPU/SSE state stay saved on its own
-//!    stack until the scheduler switches back, and the same path unwinds later.
-//! 4. `fxrstor64`, pop the GPRs, drop vector and error code, `iretq`.
+//!    thread (timer preemption) with manycore-sched's `switch_preempt`, which saves the
+//!    callee-saved registers and the FXSAVE image on this thread's stack: only a switch pays for
+//!    the FPU save. The same path unwinds when the scheduler switches back.
+//! 4. Pop the GPRs, drop vector and error code, `iretq`.
 //!
 //! Exceptions (vectors 0-31) without a registered handler print vector, name, error code, RIP,
 //! CR2 and CPU, then stop the machine with the failure code.
@@ -107,13 +108,10 @@ isr_common:
     push rbx
     push rax
     mov rbx, rsp
-    sub rsp, 512
     and rsp, -16
-    fxsave64 [rsp]
     mov rdi, rbx
     cld
     call trap_dispatch
-    fxrstor64 [rsp]
     mov rsp, rbx
     pop rax
     pop rbx

@@ -5,9 +5,12 @@
 //!
 //! Each measurement runs [`SAMPLES`] samples of a fixed number of operations after a warm-up and
 //! reports the median and the 99th percentile of the per-operation cost:
-//! - `switch.raw`: one one-way `switch_context` between two bare contexts (interrupts off);
+//! - `switch.raw`: one one-way manycore-sched `arch::switch` between two bare contexts
+//!   (interrupts off): the floor under every thread switch;
+//! - `switch_preempt.raw`: the same with `arch::switch_preempt` (adds FXSAVE/FXRSTOR), what a
+//!   timer preemption pays for the switch itself;
 //! - `yield.kernel`: one `yield_now` with two threads pinned to one CPU (each yield is a switch
-//!   into the scheduler loop and a switch out of it);
+//!   into a fresh scheduler loop, `requeue` + `next_task` of manycore-sched, and a switch out);
 //! - `pingpong.cross_cpu.kernel`: one one-way wake-to-run through a capacity-1 channel between
 //!   threads on two CPUs (half a round trip);
 //! - `spawn_join.kernel`: spawn a thread on this CPU and join it;
@@ -18,11 +21,13 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use manycore_sched::arch::{Context, SwitchKind, init_stack, switch, switch_preempt};
+use manycore_sched::stack::{StackSource, TaskStack};
+
 use crate::arch::cpu::{self, rdtsc_ordered};
-use crate::arch::switch::{prepare_stack, switch_context};
 use crate::exit::ExitCode;
 use crate::json::Json;
-use crate::mem::frames;
+use crate::mem::alloc::NodeStacks;
 use crate::thread::sync::Channel;
 use crate::{kprintln, percpu, thread, time};
 
@@ -61,39 +66,59 @@ fn measure(name: &'static str, ops: u64, mut sample: impl FnMut()) -> Measuremen
     }
 }
 
-/// Stack pointers of the two bare contexts of `switch.raw` (touched only by the measuring CPU with
+/// The two bare contexts of the raw switch measurements (touched only by the measuring CPU with
 /// interrupts off).
-static mut RAW_MAIN_RSP: u64 = 0;
-static mut RAW_PEER_RSP: u64 = 0;
+static mut RAW_MAIN: Context = Context::new();
+static mut RAW_PEER: Context = Context::new();
 
-extern "C" fn raw_peer() -> ! {
+extern "sysv64" fn raw_peer(preempt: usize) -> ! {
     loop {
         // SAFETY: runs only inside `switch_raw`, with interrupts off, on the measuring CPU; the
-        // main context saved its stack pointer before switching here.
-        unsafe { switch_context(&raw mut RAW_PEER_RSP, RAW_MAIN_RSP) };
+        // main context saved itself (with the same switch function) before switching here.
+        unsafe {
+            if preempt != 0 {
+                switch_preempt(&raw mut RAW_PEER, &raw const RAW_MAIN);
+            } else {
+                switch(&raw mut RAW_PEER, &raw const RAW_MAIN);
+            }
+        }
     }
 }
 
-fn switch_raw(round_trips: u64) -> Result<Measurement, &'static str> {
-    let stack_bytes = 16 * 1024;
-    let stack = frames::alloc(percpu::current().node, stack_bytes, 4096)
-        .ok_or("bench: no memory for a stack")?;
-    // SAFETY: a fresh stack owned by this function.
-    unsafe { RAW_PEER_RSP = prepare_stack(stack + stack_bytes, raw_peer) };
+/// One-way switches between two bare contexts with manycore-sched's `switch` (cooperative) or
+/// `switch_preempt` (callee-saved registers plus FXSAVE/FXRSTOR).
+fn switch_raw(round_trips: u64, kind: SwitchKind) -> Result<Measurement, &'static str> {
+    let (name, preempt) = match kind {
+        SwitchKind::Cooperative => ("switch.raw", false),
+        _ => ("switch_preempt.raw", true),
+    };
+    let stack = NodeStacks {
+        node: percpu::current().node,
+    }
+    .allocate(16 * 1024)
+    .map_err(|_| "bench: no memory for a stack")?;
     let irq = cpu::interrupts_disable();
-    let m = measure("switch.raw", round_trips * 2, || {
+    // SAFETY: a fresh stack owned by this function; interrupts are off, so nothing else runs on
+    // this CPU while the two contexts switch.
+    unsafe { RAW_PEER = init_stack(stack.top(), raw_peer, usize::from(preempt), kind) };
+    let m = measure(name, round_trips * 2, || {
         for _ in 0..round_trips {
-            // SAFETY: interrupts are off; the peer context was prepared above or saved by its last
-            // switch back here.
-            unsafe { switch_context(&raw mut RAW_MAIN_RSP, RAW_PEER_RSP) };
+            // SAFETY: interrupts are off; the peer context was built above for this switch kind
+            // or saved by its last switch back here with the same function.
+            unsafe {
+                if preempt {
+                    switch_preempt(&raw mut RAW_MAIN, &raw const RAW_PEER);
+                } else {
+                    switch(&raw mut RAW_MAIN, &raw const RAW_PEER);
+                }
+            }
         }
     });
     if irq {
         cpu::interrupts_enable();
     }
-    // The peer is parked inside `switch_context` and never resumed again, so its stack is free.
-    // SAFETY: taken above with this size; nothing runs on it any more.
-    unsafe { frames::free(stack, stack_bytes) };
+    // The peer is parked inside its switch and never resumed again, so its stack is free.
+    drop(stack);
     Ok(m)
 }
 
@@ -182,7 +207,8 @@ pub fn run() -> ExitCode {
     let mut ms = Vec::new();
     let mut errors = Vec::new();
     for r in [
-        switch_raw(2_000),
+        switch_raw(2_000, SwitchKind::Cooperative),
+        switch_raw(2_000, SwitchKind::PreemptFxsave),
         yield_pinned(2_000),
         pingpong_cross_cpu(200),
         spawn_join(200),

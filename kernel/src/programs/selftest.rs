@@ -127,16 +127,24 @@ pub fn run(args: &[&str]) -> ExitCode {
         "threads_run",
         sum(|c| c.sched.threads_run.load(Ordering::Relaxed)),
     );
-    j.key("stolen_by_tier").begin_array();
-    for k in 0..crate::thread::runq::TIER_KINDS_MAX {
-        j.uint(
-            percpu::all()
-                .iter()
-                .map(|c| c.sched.runq.stolen_by_tier[k].load(Ordering::Relaxed))
-                .sum(),
-        );
+    j.field_uint(
+        "pinned_forwards",
+        sum(|c| c.sched.pinned_forwards.load(Ordering::Relaxed)),
+    );
+    // manycore-sched's own counters: tasks stolen per tier (in `TierKind::ALL` order), wake
+    // placements per reason, parks.
+    let counters = crate::thread::scheduler().counters();
+    j.key("stolen_by_tier").begin_object();
+    for tier in manycore_topology::TierKind::ALL {
+        j.field_uint(tier.name(), counters.stolen_tasks_by_tier[tier.index()]);
     }
-    j.end_array();
+    j.end_object();
+    j.key("wakes_by_reason").begin_object();
+    for reason in manycore_sched::WakeReason::ALL {
+        j.field_uint(reason.name(), counters.wakes_by_reason[reason.index()]);
+    }
+    j.end_object();
+    j.field_uint("parks", counters.parks);
     j.end_object();
     j.key("checks").begin_array();
     for c in &checks {

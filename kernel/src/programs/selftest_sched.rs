@@ -13,8 +13,10 @@
 //!   thread pinned to the same CPU; the second must run (it ends the spin) through timer preemption,
 //!   and the spinner's `xmm0`, which the second thread overwrites, must survive (FXSAVE on
 //!   preemption).
-//! - `remote_frees_return_home`: memory the heap gave a thread on node A, freed by a thread on node
-//!   B, is free again in node A's frame pool.
+//! - `remote_frees_return_home`: small blocks manycore-alloc gave a thread on node A, freed by a
+//!   thread on node B, reach node A through the allocator's remote-free path (node A's
+//!   `remote_received` counter grows by at least their number once B's batches are flushed), and
+//!   a large object freed the same way is back in node A's frame pool after a trim.
 
 use alloc::format;
 use alloc::string::String;
@@ -24,6 +26,7 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use crate::mem::frames;
 use crate::percpu;
+use crate::sync::SpinLock;
 use crate::thread::sync::{Channel, Mutex};
 use crate::thread::{self, JoinHandle};
 
@@ -48,7 +51,8 @@ pub fn every_thread_runs_once(n: usize) -> Result<String, String> {
     let mut spawners = Vec::new();
     for cpu in 0..ncpus {
         let (runs, per_cpu, far_stacks) = (runs.clone(), per_cpu.clone(), far_stacks.clone());
-        let h = thread::spawn_on(Some(cpu), true, move || {
+        // Not pinned: each child is placed on `cpu` by its spawn hint wherever the spawner runs.
+        let h = thread::spawn_on(Some(cpu), false, move || {
             let mut i = cpu;
             while i < n {
                 let mut wave = Vec::with_capacity(WAVE_THREADS_MAX);
@@ -99,15 +103,10 @@ pub fn every_thread_runs_once(n: usize) -> Result<String, String> {
     if far != 0 {
         return Err(format!("{far} threads had their stack off their home node"));
     }
-    let stolen: u64 = percpu::all()
+    let stolen: u64 = crate::thread::scheduler()
+        .counters()
+        .stolen_tasks_by_tier
         .iter()
-        .flat_map(|c| {
-            c.sched
-                .runq
-                .stolen_by_tier
-                .iter()
-                .map(|s| s.load(Ordering::Relaxed))
-        })
         .sum();
     Ok(format!(
         "{n} threads, each ran once, stacks on their home node; per CPU {hits:?}; {stolen} threads stolen so far"
@@ -310,13 +309,20 @@ pub fn cpu_bound_thread_is_preempted() -> Result<String, String> {
     ))
 }
 
+/// Small blocks per direction in `remote_frees_return_home` (more than one remote batch).
+const REMOTE_BLOCKS: usize = 512;
+/// Their size (a small size class: they go through the per-CPU caches and remote batches).
+const REMOTE_BLOCK_BYTES: usize = 256;
+/// A large object (straight from the page source) freed remotely too.
+const REMOTE_LARGE_BYTES: usize = 128 * 1024;
+
 /// `remote_frees_return_home`.
 pub fn remote_frees_return_home() -> Result<String, String> {
     let topo = &crate::boot::machine().topology;
     if topo.num_nodes() < 2 {
         return Ok("one NUMA node: no remote free to make".into());
     }
-    let bytes = 128 * 1024usize;
+    let heap = crate::HEAP.heap();
     let mut summary = String::new();
     for home in 0..topo.num_nodes() {
         let away = (home + 1) % topo.num_nodes();
@@ -326,46 +332,86 @@ pub fn remote_frees_return_home() -> Result<String, String> {
         ) else {
             continue;
         };
-        let ch: Arc<Channel<usize>> = Arc::new(Channel::new(1));
+        let received_before = heap.stats(home).remote_received;
+        let away_received_before = heap.stats(away).remote_received;
+        // (small block addresses, large object address)
+        let ch: Arc<Channel<(Vec<usize>, usize)>> = Arc::new(Channel::new(1));
         let producer = {
             let ch = ch.clone();
             thread::spawn_on(Some(home_cpu), true, move || {
-                let buf: alloc::boxed::Box<[u8]> = alloc::vec![0xa5u8; bytes].into_boxed_slice();
-                ch.send(alloc::boxed::Box::into_raw(buf) as *mut u8 as usize);
+                let small: Vec<usize> = (0..REMOTE_BLOCKS)
+                    .map(|i| {
+                        let b = alloc::boxed::Box::new([i as u8; REMOTE_BLOCK_BYTES]);
+                        alloc::boxed::Box::into_raw(b) as usize
+                    })
+                    .collect();
+                let large: alloc::boxed::Box<[u8]> =
+                    alloc::vec![0xa5u8; REMOTE_LARGE_BYTES].into_boxed_slice();
+                ch.send((
+                    small,
+                    alloc::boxed::Box::into_raw(large) as *mut u8 as usize,
+                ));
             })
             .map_err(String::from)?
         };
-        let addr = Arc::new(AtomicU64::new(0));
+        let got = Arc::new(SpinLock::new((Vec::new(), 0usize)));
         let consumer = {
-            let (ch, addr) = (ch.clone(), addr.clone());
+            let (ch, got) = (ch.clone(), got.clone());
             thread::spawn_on(Some(away_cpu), true, move || {
-                let p = ch.recv();
-                addr.store(p as u64, Ordering::Relaxed);
-                // SAFETY: the pointer came from `Box::into_raw` of a boxed slice of `bytes` bytes.
+                let (small, large) = ch.recv();
+                for &p in &small {
+                    // SAFETY: each came from `Box::into_raw` of a `[u8; REMOTE_BLOCK_BYTES]`.
+                    drop(unsafe {
+                        alloc::boxed::Box::from_raw(p as *mut [u8; REMOTE_BLOCK_BYTES])
+                    });
+                }
+                // SAFETY: from `Box::into_raw` of a boxed slice of REMOTE_LARGE_BYTES bytes.
                 drop(unsafe {
                     alloc::boxed::Box::from_raw(core::ptr::slice_from_raw_parts_mut(
-                        p as *mut u8,
-                        bytes,
+                        large as *mut u8,
+                        REMOTE_LARGE_BYTES,
                     ))
                 });
+                // Send this CPU's remote batches home and let every node take its inbox and
+                // give spare pages back to the frame pools.
+                crate::HEAP.trim();
+                *got.lock() = (small, large);
             })
             .map_err(String::from)?
         };
         producer.join();
         consumer.join();
-        let p = addr.load(Ordering::Relaxed);
-        let owner = frames::node_of(p);
+        let (small, large) = core::mem::take(&mut *got.lock());
+        if let Some(&p) = small
+            .iter()
+            .find(|&&p| frames::node_of(p as u64) != Some(home))
+        {
+            return Err(format!(
+                "a thread on node {home} got a small block at {p:#x} on node {:?}",
+                frames::node_of(p as u64)
+            ));
+        }
+        let received = heap.stats(home).remote_received - received_before;
+        if received < REMOTE_BLOCKS as u64 {
+            return Err(format!(
+                "node {home} received {received} of the {REMOTE_BLOCKS} blocks freed on node {away}"
+            ));
+        }
+        let away_received = heap.stats(away).remote_received - away_received_before;
+        let owner = frames::node_of(large as u64);
         if owner != Some(home) {
             return Err(format!(
-                "a thread on node {home} got heap memory from node {owner:?}"
+                "a thread on node {home} got a large object from node {owner:?}"
             ));
         }
-        if !frames::is_free(p, bytes as u64) {
+        if !frames::is_free(large as u64, REMOTE_LARGE_BYTES as u64) {
             return Err(format!(
-                "{bytes} bytes allocated on node {home} and freed on node {away} are not free in node {home}'s pool"
+                "{REMOTE_LARGE_BYTES} bytes allocated on node {home} and freed on node {away} are not free in node {home}'s frame pool after a trim"
             ));
         }
-        summary.push_str(&format!("node {home}->{away}->{home} ok; "));
+        summary.push_str(&format!(
+            "node {home}->{away}->{home}: {received} small blocks received home ({away_received} by node {away}), large object back in the pool; "
+        ));
     }
     Ok(summary)
 }

@@ -1,33 +1,42 @@
-//! Kernel threads: spawn, join, yield, block/wake, timer preemption, and the per-CPU scheduler
-//! loop.
+//! Kernel threads on manycore-sched: spawn, join, yield, block/wake, timer preemption, and the
+//! per-CPU scheduler loop.
 //!
-//! TEMPORARY: this module carries its own queues ([`runq`]) and context switch
-//! ([`crate::arch::switch`]) because manycore-sched (issues 3 and 4) has not landed; it keeps the
-//! shape of the platform seam (current CPU, clock, park/unpark by IPI, per-CPU state through GS)
-//! so that swapping in the crate replaces `runq` and the switch, not the kernel.
+//! The queues, stealing by topology tier, wake placement and the idle protocol are
+//! manycore-sched's [`Scheduler`]; the context switches are its `arch` module ([`switch`] for
+//! yields and blocking, [`switch_preempt`] when the timer preempts). This module is the glue a
+//! kernel writes (docs/PORTING.md): a [`Platform`], a task handle ([`ThreadRef`]), and the loop.
 //!
-//! # The scheduler loop, step by step (one per CPU, on the CPU's boot stack)
-//! 1. With interrupts off, run a pending cross-CPU call, then take a thread: own queue first,
-//!    then steal by topology tier ([`runq::steal_for`]).
-//! 2. Wait until the thread's previous CPU has switched away from it (`on_cpu` false), make it
-//!    current, arm the preemption timer unless a tick is already pending, and switch to it. The
-//!    tick preempts the running thread only if another thread waits in this CPU's queue; otherwise
-//!    it re-arms and the thread keeps the CPU.
-//! 3. When it switches back, clear `on_cpu` (release), then act on why it stopped: *yield* or
-//!    *preempted* → back on this CPU's queue; *blocked* → nothing (whoever wakes it queues it);
-//!    *exited* → free its stack and wake its joiner.
-//! 4. With no thread anywhere: mark this CPU idle, check the queue once more (a pusher that saw
-//!    the CPU busy did not send an IPI), then `sti; hlt` until an IPI or the timer.
+//! # The scheduler loop, step by step (one per CPU, on the CPU's loop stack)
+//! 1. A thread leaves its CPU by switching to a *fresh* loop context built on the CPU's loop
+//!    stack ([`init_stack`]) with the switch kind it is saving itself with: cooperative for a yield,
+//!    block or exit, FXSAVE for a preemption. The loop's own context is never resumed, so the
+//!    thread's save format and the loop's restore format always match (`arch` requires a context
+//!    to be restored by the function that saved it).
+//! 2. The fresh loop first finishes the switch-out: it clears the thread's `on_cpu` (release) and
+//!    acts on why it stopped: *yield* or *preempted* → [`Scheduler::requeue`]; *blocked* →
+//!    nothing (whoever wakes it calls [`wake`]); *exited* → free its stack, wake its joiner.
+//! 3. With interrupts off it runs a pending cross-CPU call, then asks [`Scheduler::next_task`].
+//!    A pinned thread taken by another CPU (a thief) is forwarded to its CPU's inbox.
+//! 4. It waits until the thread's previous CPU has switched away from it (`on_cpu` false), makes
+//!    it current, arms the preemption timer unless a tick is pending, and switches to it with the
+//!    function matching how the thread was saved. The tick preempts only if some task waits in
+//!    the scheduler; otherwise it re-arms and the thread keeps the CPU.
+//! 5. With nothing to run: [`Scheduler::park`] announces the CPU asleep, re-checks, and calls
+//!    [`KernelPlatform::park`] (`sti; hlt` unless a wake token is pending); an unpark sets the
+//!    token and sends the wake IPI.
 //!
 //! # No lost wake-ups
 //! A thread blocks by putting itself on a wait queue and setting `BLOCKED` under that queue's
-//! lock, then switching to the scheduler loop. A waker may take it from the wait queue and push it
-//! to a run queue before it has switched away; the CPU that picks it up then spins on `on_cpu`
-//! (bounded by the few instructions left before the switch) before running it. Idle CPUs publish
-//! `idle` with a SeqCst store and re-check their queue; pushers push, then read `idle` with SeqCst,
-//! so either the idle CPU sees the thread or the pusher sees the CPU idle and sends the IPI.
+//! lock, then switching to the loop. A waker may take it and hand it to the scheduler before it
+//! has switched away; the CPU that picks it up spins on `on_cpu` (bounded by the few instructions
+//! left before the switch) before running it. Idle CPUs are covered by the scheduler's announce /
+//! re-check / park protocol with token-semantics park.
+//!
+//! # Interrupts
+//! Every call into the scheduler is made with interrupts off: its critical sections are short
+//! spin locks that the timer handler (which asks `queued()` and may requeue) must not re-enter on
+//! the same CPU.
 
-pub mod runq;
 pub mod sync;
 
 use alloc::boxed::Box;
@@ -35,22 +44,23 @@ use alloc::sync::Arc;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
-use crate::arch::switch::{prepare_stack, switch_context};
+use manycore_sched::arch::{Context, SwitchKind, init_stack, switch, switch_preempt};
+use manycore_sched::stack::{StackSource, TaskStack};
+use manycore_sched::{Config, Platform, Scheduler, SpawnHint, Task, TopologyPolicy};
+use manycore_topology::Topology;
+
 use crate::arch::{apic, cpu, trap};
-use crate::mem::frames;
+use crate::mem::alloc::{KernelStack, NodeStacks};
 use crate::percpu::{self, PerCpu};
-use crate::sync::SpinLock;
+use crate::sync::{Once, SpinLock};
 use crate::{smpcall, time};
 
 /// Default stack size of a kernel thread.
-pub const STACK_BYTES: u64 = 16 * 1024;
+pub const STACK_BYTES: usize = 16 * 1024;
+/// Stack of each CPU's scheduler loop (it runs the scheduler, stealing and interrupt handlers).
+const LOOP_STACK_BYTES: usize = 64 * 1024;
 /// Preemption quantum.
 pub const QUANTUM_US: u64 = 2_000;
-/// Written at the lowest word of every thread stack and checked each time the thread switches
-/// out: a thread that ran past the end of its stack is reported by name (its id) at its next
-/// switch instead of corrupting its neighbour silently for ever. (The identity map uses 2 MiB
-/// pages, so there are no guard pages; this catches overflows that reach the last word.)
-const STACK_CANARY: u64 = 0x5354_4143_4b45_4e44;
 
 /// Thread states (in `Thread::state`).
 const READY: u8 = 0;
@@ -71,56 +81,134 @@ enum Reason {
 pub struct Thread {
     /// Unique id (spawn order).
     pub id: u64,
-    /// Saved stack pointer while not running. Written by the CPU switching away from it, read by
-    /// the CPU switching to it (ordered by `on_cpu`).
-    rsp: UnsafeCell<u64>,
-    /// Physical (= virtual) base of the stack; freed by the scheduler loop after exit.
-    stack_base: u64,
+    /// Saved context while not running. Written by the CPU switching away from it, read by the
+    /// CPU switching to it (ordered by `on_cpu`).
+    ctx: UnsafeCell<Context>,
+    /// How `ctx` was saved (cooperative or FXSAVE); same discipline as `ctx`.
+    saved: UnsafeCell<SwitchKind>,
+    /// The stack; taken and freed by the loop of the CPU the thread exits on.
+    stack: UnsafeCell<Option<KernelStack>>,
     /// The closure to run; taken once by the thread itself.
     entry: UnsafeCell<Option<Box<dyn FnOnce() + Send>>>,
     /// READY / RUNNING / BLOCKED / DONE.
     state: AtomicU8,
-    /// True from the moment a CPU switches to the thread until that CPU is back on its scheduler
-    /// stack. Set and cleared by that CPU; read by a CPU about to run the thread.
+    /// True from the moment a CPU switches to the thread until that CPU's loop has finished the
+    /// switch-out. Set and cleared by that CPU; read by a CPU about to run the thread.
     on_cpu: AtomicBool,
-    /// Node whose pool holds the stack.
+    /// Node whose memory holds the stack.
     pub home_node: usize,
-    /// Last CPU it ran on (wake placement, statistics).
+    /// Last CPU it ran on (wake placement, statistics). Written by the CPU running it.
     pub last_cpu: AtomicUsize,
-    /// Never stolen (tests that need two threads on one CPU).
-    pub pinned: bool,
+    /// Runs only on this CPU (tests that need two threads on one CPU); see [`forward_pinned`].
+    pub pin: Option<usize>,
     /// Set when the closure has returned.
     done: AtomicBool,
     /// A thread waiting in `join`. Lock order: taken alone.
     joiner: SpinLock<Option<Arc<Thread>>>,
 }
 
-// SAFETY: `rsp` and `entry` are only touched by the CPU that owns the thread at that moment
-// (the one running it or switching to/from it), with ownership handed over through `on_cpu` and
-// the run-queue locks.
+// SAFETY: `ctx`, `saved`, `stack` and `entry` are only touched by the CPU that owns the thread at
+// that moment (the one running it or switching to/from it), with ownership handed over through
+// `on_cpu` and the scheduler's queues.
 unsafe impl Sync for Thread {}
 // SAFETY: see `Sync`.
 unsafe impl Send for Thread {}
 
+/// The scheduler's task handle: a counted reference to a thread.
+#[derive(Clone)]
+pub struct ThreadRef(pub Arc<Thread>);
+
+impl Task for ThreadRef {
+    fn home_node(&self) -> Option<usize> {
+        Some(self.0.home_node)
+    }
+    fn last_cpu(&self) -> Option<usize> {
+        Some(self.0.last_cpu.load(Ordering::Relaxed))
+    }
+}
+
+/// The kernel's side of the platform seam.
+pub struct KernelPlatform;
+
+impl Platform for KernelPlatform {
+    fn current_cpu(&self) -> Option<usize> {
+        percpu::is_ready().then(|| percpu::current().cpu)
+    }
+
+    fn now_ns(&self) -> u64 {
+        time::now_ns()
+    }
+
+    /// Halts the calling CPU until an interrupt, unless a wake token is pending. Called by the
+    /// loop with interrupts off; `sti; hlt` takes an IPI sent after the token check.
+    fn park(&self, cpu: usize, _deadline_ns: Option<u64>) {
+        let me = percpu::current();
+        debug_assert_eq!(me.cpu, cpu, "park is called by the CPU itself");
+        if !me.sched.wake_token.swap(false, Ordering::AcqRel) && me.call.lock().is_none() {
+            cpu::enable_interrupts_and_halt();
+            cpu::interrupts_disable();
+            me.sched.wake_token.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Leaves `cpu` a wake token and interrupts its `hlt` with the wake IPI.
+    fn unpark(&self, cpu: usize) {
+        percpu::get(cpu)
+            .sched
+            .wake_token
+            .store(true, Ordering::SeqCst);
+        smpcall::wake(cpu);
+    }
+}
+
+/// The kernel's scheduler type.
+pub type KernelScheduler = Scheduler<ThreadRef, KernelPlatform>;
+
+static SCHED: Once<KernelScheduler> = Once::new();
+
+/// The scheduler (after [`init_scheduler`]).
+pub fn scheduler() -> &'static KernelScheduler {
+    SCHED.get().expect("thread::init_scheduler ran at boot")
+}
+
+/// Builds the scheduler over the discovered topology (BSP, after the heap is usable, before
+/// any thread is spawned or any AP enters its loop).
+pub fn init_scheduler(topo: &Topology) -> Result<(), alloc::string::String> {
+    let s = Scheduler::with(
+        topo.clone(),
+        Box::new(TopologyPolicy::default()),
+        KernelPlatform,
+        manycore_sched::NoObserver,
+        Config::default(),
+    )
+    .map_err(|e| alloc::format!("{e}"))?;
+    SCHED
+        .set(s)
+        .map(|_| ())
+        .map_err(|_| "thread::init_scheduler ran twice".into())
+}
+
 /// One CPU's scheduler state (a field of [`PerCpu`]).
 pub struct CpuSched {
-    /// The run queue.
-    pub runq: runq::RunQueue,
     /// The running thread. Owner CPU only, interrupts off.
-    current: UnsafeCell<Option<Arc<Thread>>>,
-    /// Saved stack pointer of the scheduler loop. Owner CPU only.
-    loop_rsp: UnsafeCell<u64>,
+    current: UnsafeCell<Option<ThreadRef>>,
+    /// Where the loop saves itself when it switches into a thread (never resumed). Owner only.
+    loop_ctx: UnsafeCell<Context>,
+    /// One past the top of this CPU's loop stack. Written once by the owner.
+    loop_stack_top: AtomicUsize,
     /// Why the current thread switched back. Owner CPU only.
     reason: UnsafeCell<Reason>,
-    /// Set while the CPU is halted (or about to halt) for lack of work. Written by the owner; read
-    /// by pushers (SeqCst both sides).
-    pub idle: AtomicBool,
+    /// An unpark arrived: the next park returns at once. Set by unparkers (SeqCst), cleared by
+    /// the owner.
+    wake_token: AtomicBool,
     /// Thread switches done by this CPU's loop.
     pub switches: AtomicU64,
     /// Timer preemptions on this CPU.
     pub preemptions: AtomicU64,
     /// Threads that finished on this CPU.
     pub threads_run: AtomicU64,
+    /// Pinned threads this CPU took (by stealing) and sent back to their CPU.
+    pub pinned_forwards: AtomicU64,
     /// Whether a preemption tick is pending. Owner CPU only (set when arming, cleared by the timer
     /// handler), so a switch re-arms the LAPIC timer only when no tick is pending: programming the
     /// timer is an MMIO write that costs microseconds under emulation.
@@ -131,22 +219,21 @@ impl CpuSched {
     /// Empty state.
     pub fn new() -> Self {
         Self {
-            runq: runq::RunQueue::new(),
             current: UnsafeCell::new(None),
-            loop_rsp: UnsafeCell::new(0),
+            loop_ctx: UnsafeCell::new(Context::new()),
+            loop_stack_top: AtomicUsize::new(0),
             reason: UnsafeCell::new(Reason::Yield),
-            idle: AtomicBool::new(false),
+            wake_token: AtomicBool::new(false),
             switches: AtomicU64::new(0),
             preemptions: AtomicU64::new(0),
             threads_run: AtomicU64::new(0),
+            pinned_forwards: AtomicU64::new(0),
             tick_pending: AtomicBool::new(false),
         }
     }
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-/// Spawn round-robin cursor (placement when no CPU is given).
-static SPAWN_CURSOR: AtomicUsize = AtomicUsize::new(0);
 
 /// A handle to wait for a thread.
 pub struct JoinHandle {
@@ -187,79 +274,81 @@ impl JoinHandle {
 pub fn current_thread() -> Option<Arc<Thread>> {
     let irq = cpu::interrupts_disable();
     // SAFETY: owner CPU, interrupts off.
-    let t = unsafe { (*percpu::current().sched.current.get()).clone() };
+    let t = unsafe { (*percpu::current().sched.current.get()).as_ref() }.map(|t| t.0.clone());
     if irq {
         cpu::interrupts_enable();
     }
     t
 }
 
-/// Spawns a thread running `f`. `cpu` places it (None: round-robin over all CPUs); `pinned`
-/// keeps it off other CPUs. The stack comes from the target CPU's node.
+/// Runs `f` with interrupts off (every scheduler call; see the module docs).
+fn irq_off<R>(f: impl FnOnce() -> R) -> R {
+    let irq = cpu::interrupts_disable();
+    let r = f();
+    if irq {
+        cpu::interrupts_enable();
+    }
+    r
+}
+
+/// Spawns a thread running `f`. `cpu` places it on that CPU's queue (None: the calling CPU's,
+/// from where idle CPUs steal it); `pinned` keeps it on that CPU. The stack comes from the node
+/// of the CPU it is placed on.
 pub fn spawn_on(
     cpu: Option<usize>,
     pinned: bool,
     f: impl FnOnce() + Send + 'static,
 ) -> Result<JoinHandle, &'static str> {
-    let ncpus = percpu::all().len();
-    let target = cpu.unwrap_or_else(|| SPAWN_CURSOR.fetch_add(1, Ordering::Relaxed) % ncpus);
+    let here = percpu::current().cpu;
+    let target = cpu.unwrap_or(here);
+    if target >= percpu::all().len() {
+        return Err("spawn: no such CPU");
+    }
     let node = percpu::get(target).node;
-    let stack_base = frames::alloc_near(node, STACK_BYTES, 4096, percpu::nodes_by_distance())
-        .ok_or("spawn: out of memory for a thread stack")?;
-    // SAFETY: the stack was just taken from the pools and is owned by this thread.
-    let rsp = unsafe {
-        (stack_base as *mut u64).write(STACK_CANARY);
-        prepare_stack(stack_base + STACK_BYTES, thread_start)
-    };
+    let stack = NodeStacks { node }
+        .allocate(STACK_BYTES)
+        .map_err(|_| "spawn: out of memory for a thread stack")?;
+    // SAFETY: the stack is fresh, owned by this thread, and larger than the initial frame.
+    let ctx = unsafe { init_stack(stack.top(), thread_start, 0, SwitchKind::Cooperative) };
     let t = Arc::new(Thread {
         id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-        rsp: UnsafeCell::new(rsp),
-        stack_base,
+        ctx: UnsafeCell::new(ctx),
+        saved: UnsafeCell::new(SwitchKind::Cooperative),
+        stack: UnsafeCell::new(Some(stack)),
         entry: UnsafeCell::new(Some(Box::new(f))),
         state: AtomicU8::new(READY),
         on_cpu: AtomicBool::new(false),
         home_node: node,
         last_cpu: AtomicUsize::new(target),
-        pinned,
+        pin: pinned.then_some(target),
         done: AtomicBool::new(false),
         joiner: SpinLock::new(None),
     });
-    enqueue(target, t.clone());
+    let hint = SpawnHint {
+        cpu: cpu.or(Some(here)),
+        node: None,
+    };
+    irq_off(|| scheduler().spawn(ThreadRef(t.clone()), hint));
     Ok(JoinHandle { thread: t })
 }
 
-/// Queues `t` on `cpu` and makes sure some CPU will look at it: the target if it is idle, else the
-/// nearest idle CPU that may steal it.
-fn enqueue(cpu: usize, t: Arc<Thread>) {
-    let pinned = t.pinned;
-    percpu::get(cpu).sched.runq.push(t);
-    core::sync::atomic::fence(Ordering::SeqCst);
-    if percpu::get(cpu).sched.idle.load(Ordering::SeqCst) {
-        smpcall::wake(cpu);
-        return;
-    }
-    if pinned {
-        return;
-    }
-    let topo = &crate::boot::machine().topology;
-    for tier in topo.steal_order(cpu).iter() {
-        for &c in tier.cpus {
-            if percpu::get(c as usize).sched.idle.load(Ordering::SeqCst) {
-                smpcall::wake(c as usize);
-                return;
-            }
-        }
-    }
-}
-
-/// Makes a blocked thread runnable again (on its last CPU).
+/// Makes a blocked thread runnable again: a pinned thread on its CPU, others where the
+/// scheduler's wake placement puts them (near their last CPU).
 pub fn wake(t: Arc<Thread>) {
     if t.state
         .compare_exchange(BLOCKED, READY, Ordering::AcqRel, Ordering::Acquire)
         .is_ok()
     {
-        let cpu = t.last_cpu.load(Ordering::Relaxed);
-        enqueue(cpu, t);
+        irq_off(|| match t.pin {
+            Some(pin) => scheduler().spawn(
+                ThreadRef(t),
+                SpawnHint {
+                    cpu: Some(pin),
+                    node: None,
+                },
+            ),
+            None => scheduler().wake(ThreadRef(t)),
+        });
     }
 }
 
@@ -279,24 +368,40 @@ pub fn yield_now() {
     schedule(Reason::Yield);
 }
 
-/// Switches from the current thread to this CPU's scheduler loop.
+/// Switches from the current thread to a fresh scheduler loop on this CPU's loop stack.
 fn schedule(reason: Reason) {
     let irq = cpu::interrupts_disable();
     let me = percpu::current();
-    // SAFETY: owner CPU, interrupts off; the current thread is the caller, so it stays alive
-    // (its Arc is in `current`) until the loop takes it.
+    // SAFETY: owner CPU, interrupts off; the current thread is the caller, so it stays alive (its
+    // handle is in `current`) until the loop takes it, and whoever resumes it holds it again.
     unsafe {
-        let t = (*me.sched.current.get())
-            .as_ref()
-            .expect("schedule() from a kernel thread");
+        let t: *const Thread = match &*me.sched.current.get() {
+            Some(t) => Arc::as_ptr(&t.0),
+            None => panic!("schedule() outside a kernel thread"),
+        };
         if reason == Reason::Yield || reason == Reason::Preempted {
-            let _ = t
-                .state
-                .compare_exchange(RUNNING, READY, Ordering::Relaxed, Ordering::Relaxed);
+            let _ =
+                (*t).state
+                    .compare_exchange(RUNNING, READY, Ordering::Relaxed, Ordering::Relaxed);
         }
         *me.sched.reason.get() = reason;
-        let save = t.rsp.get();
-        switch_context(save, *me.sched.loop_rsp.get());
+        let kind = if reason == Reason::Preempted {
+            SwitchKind::PreemptFxsave
+        } else {
+            SwitchKind::Cooperative
+        };
+        *(*t).saved.get() = kind;
+        // The loop stack is free: the loop that switched to this thread is never resumed.
+        let fresh = init_stack(
+            me.sched.loop_stack_top.load(Ordering::Relaxed) as *mut u8,
+            loop_entry,
+            0,
+            kind,
+        );
+        match kind {
+            SwitchKind::Cooperative => switch((*t).ctx.get(), &fresh),
+            _ => switch_preempt((*t).ctx.get(), &fresh),
+        }
     }
     // Resumed (possibly on another CPU).
     if irq {
@@ -305,7 +410,7 @@ fn schedule(reason: Reason) {
 }
 
 /// First code of every thread (entered by the first switch into its stack).
-extern "C" fn thread_start() -> ! {
+extern "sysv64" fn thread_start(_arg: usize) -> ! {
     let t = current_thread().expect("a thread runs as current");
     // SAFETY: only the thread itself takes its entry, once.
     let f = unsafe { (*t.entry.get()).take() };
@@ -333,79 +438,138 @@ fn exit_current() -> ! {
 /// Bound on spinning for a thread's previous CPU to switch away from it.
 const ON_CPU_SPINS_MAX: u64 = 1 << 32;
 
-/// The scheduler loop of the calling CPU (never returns). Interrupts must be off.
+/// Enters the scheduler loop of the calling CPU (never returns). Interrupts must be off. The
+/// boot stack is left behind: the loop runs on its own stack from the CPU's node.
 pub fn scheduler_loop() -> ! {
     let me = percpu::current();
+    let stack = match (NodeStacks { node: me.node }).allocate(LOOP_STACK_BYTES) {
+        Ok(s) => s,
+        Err(e) => panic!("CPU {}: no loop stack: {e}", me.cpu),
+    };
+    me.sched
+        .loop_stack_top
+        .store(stack.top() as usize, Ordering::Relaxed);
+    // The loop stack lives as long as the CPU.
+    core::mem::forget(stack);
+    let mut boot = Context::new();
+    // SAFETY: the loop stack is fresh and ours; interrupts are off; the boot context saved in
+    // `boot` is never resumed (the loop never returns).
+    unsafe {
+        let fresh = init_stack(
+            me.sched.loop_stack_top.load(Ordering::Relaxed) as *mut u8,
+            loop_entry,
+            0,
+            SwitchKind::Cooperative,
+        );
+        switch(&mut boot, &fresh);
+    }
+    unreachable!("the boot context is never resumed")
+}
+
+/// A fresh scheduler loop: finish the switch-out of the thread that just left, then loop.
+extern "sysv64" fn loop_entry(_arg: usize) -> ! {
+    let me = percpu::current();
+    finish_switch_out(me);
+    let sched = scheduler();
     loop {
         cpu::interrupts_disable();
         if smpcall::poll(me) {
             continue;
         }
-        let next = me.sched.runq.pop().or_else(|| runq::steal_for(me.cpu));
-        let Some(t) = next else {
-            me.sched.idle.store(true, Ordering::SeqCst);
-            if me.sched.runq.len() == 0 && me.call.lock().is_none() {
-                cpu::enable_interrupts_and_halt();
-                cpu::interrupts_disable();
+        match sched.next_task(me.cpu) {
+            Some(t) if t.0.pin.is_some_and(|p| p != me.cpu) => forward_pinned(me, t),
+            Some(t) => run(me, t),
+            None => {
+                sched.park(me.cpu, None);
             }
-            me.sched.idle.store(false, Ordering::SeqCst);
-            continue;
-        };
-        run_one(me, t);
+        }
     }
 }
 
-fn run_one(me: &'static PerCpu, t: Arc<Thread>) {
+/// A pinned thread reached another CPU (a thief took it): send it back to its CPU's inbox.
+///
+/// manycore-sched has no CPU affinity (its queues are stealable by design); the kernel keeps
+/// pinning for the checks and benchmarks that need two threads on one CPU.
+fn forward_pinned(me: &PerCpu, t: ThreadRef) {
+    me.sched.pinned_forwards.fetch_add(1, Ordering::Relaxed);
+    let pin = t.0.pin;
+    scheduler().spawn(
+        t,
+        SpawnHint {
+            cpu: pin,
+            node: None,
+        },
+    );
+}
+
+/// Switches into `t` (never returns: the loop's context is discarded).
+fn run(me: &'static PerCpu, t: ThreadRef) -> ! {
     let mut spins = 0u64;
-    while t.on_cpu.load(Ordering::Acquire) {
+    while t.0.on_cpu.load(Ordering::Acquire) {
         spins += 1;
         assert!(
             spins < ON_CPU_SPINS_MAX,
             "thread {} never left its previous CPU",
-            t.id
+            t.0.id
         );
         core::hint::spin_loop();
     }
-    t.on_cpu.store(true, Ordering::Relaxed);
-    t.state.store(RUNNING, Ordering::Relaxed);
-    t.last_cpu.store(me.cpu, Ordering::Relaxed);
-    let rsp = {
-        // SAFETY: `on_cpu` was false (acquire), so the previous CPU's write of `rsp` is visible and
-        // no CPU touches it until this one clears `on_cpu`.
-        unsafe { *t.rsp.get() }
-    };
+    t.0.on_cpu.store(true, Ordering::Relaxed);
+    t.0.state.store(RUNNING, Ordering::Relaxed);
+    t.0.last_cpu.store(me.cpu, Ordering::Relaxed);
+    let ctx = t.0.ctx.get();
+    // SAFETY: `on_cpu` was false (acquire), so the previous CPU's writes of `ctx` and `saved` are
+    // visible and no CPU touches them until this one clears `on_cpu`.
+    let kind = unsafe { *t.0.saved.get() };
     // SAFETY: owner CPU, interrupts off.
     unsafe { *me.sched.current.get() = Some(t) };
     me.sched.switches.fetch_add(1, Ordering::Relaxed);
     if !me.sched.tick_pending.load(Ordering::Relaxed) {
         arm_quantum(me);
     }
-    // SAFETY: `rsp` was saved by the thread's last switch (or built by `prepare_stack`), and that
-    // context is resumed only here, once; interrupts are off.
-    unsafe { switch_context(me.sched.loop_rsp.get(), rsp) };
+    // SAFETY: `ctx` was saved by the thread's last switch-out with `kind` (or built by
+    // `init_stack` as cooperative), is resumed only here, once, and with the function matching
+    // `kind`; the thread is kept alive by `current`; interrupts are off.
+    unsafe {
+        match kind {
+            SwitchKind::Cooperative => switch(me.sched.loop_ctx.get(), ctx),
+            _ => switch_preempt(me.sched.loop_ctx.get(), ctx),
+        }
+    }
+    unreachable!("a scheduler loop context is never resumed")
+}
+
+/// Step 2 of the loop (module docs): the thread that just switched to this loop.
+fn finish_switch_out(me: &PerCpu) {
     // SAFETY: owner CPU, interrupts off.
-    let t = unsafe { (*me.sched.current.get()).take() }.expect("the thread we switched to");
+    let Some(t) = (unsafe { (*me.sched.current.get()).take() }) else {
+        return;
+    };
     // SAFETY: as above.
     let reason = unsafe { *me.sched.reason.get() };
-    // SAFETY: the stack base is this thread's, mapped, and not in use by another CPU (the thread
-    // has just switched out on this one).
-    let canary = unsafe { (t.stack_base as *const u64).read_volatile() };
-    if canary != STACK_CANARY {
+    // SAFETY: the thread has switched out on this CPU and `on_cpu` is still set: nobody else
+    // touches its stack field.
+    let stack = unsafe { &mut *t.0.stack.get() };
+    if stack.as_ref().is_some_and(|s| !s.canary_intact()) {
         panic!(
             "thread {} overflowed its {} KiB stack",
-            t.id,
+            t.0.id,
             STACK_BYTES / 1024
         );
     }
-    t.on_cpu.store(false, Ordering::Release);
+    let stack = if reason == Reason::Exited {
+        stack.take()
+    } else {
+        None
+    };
+    t.0.on_cpu.store(false, Ordering::Release);
     match reason {
-        Reason::Yield | Reason::Preempted => me.sched.runq.push(t),
+        Reason::Yield | Reason::Preempted => scheduler().requeue(me.cpu, t),
         Reason::Blocked => {}
         Reason::Exited => {
             me.sched.threads_run.fetch_add(1, Ordering::Relaxed);
-            // SAFETY: the thread has exited and no CPU is on its stack any more (this CPU is on its
-            // scheduler stack); the stack came from `frames::alloc_near` with this size.
-            unsafe { frames::free(t.stack_base, STACK_BYTES) };
+            // No CPU is on the stack any more (this one is on its loop stack).
+            drop(stack);
         }
     }
 }
@@ -424,8 +588,8 @@ fn arm_quantum(me: &PerCpu) {
     }
 }
 
-/// Timer interrupt: count it and preempt the running thread (the trap stub has saved all its
-/// registers and FPU/SSE state on its stack).
+/// Timer interrupt: count it and preempt the running thread if any task waits. The trap stub
+/// saved the caller-saved registers; [`switch_preempt`] saves the rest and the FPU/SSE state.
 fn on_timer(_frame: &mut trap::TrapFrame) {
     let me = percpu::current();
     me.timer_ticks.fetch_add(1, Ordering::Relaxed);
@@ -433,7 +597,7 @@ fn on_timer(_frame: &mut trap::TrapFrame) {
     me.with_lapic(|l| l.eoi());
     // SAFETY: owner CPU, interrupts off (interrupt gate).
     let running = unsafe { (*me.sched.current.get()).is_some() };
-    if running && me.sched.runq.len() > 0 {
+    if running && scheduler().queued() > 0 {
         me.sched.preemptions.fetch_add(1, Ordering::Relaxed);
         schedule(Reason::Preempted);
     } else if running {
