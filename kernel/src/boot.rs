@@ -12,7 +12,7 @@ use crate::mem::frames::{self, PhysRange};
 use crate::percpu::{self, PerCpu};
 use crate::pvh::MemKind;
 use crate::sync::Once;
-use crate::{acpi, discovery, kprintln, pvh, time};
+use crate::{discovery, kprintln, pvh, time};
 
 /// The machine as discovered at boot (read-only afterwards).
 static MACHINE: Once<Machine> = Once::new();
@@ -37,24 +37,23 @@ pub fn bsp(start_info_paddr: u32) -> Result<(), String> {
     let info = unsafe { pvh::parse(u64::from(start_info_paddr)) }.map_err(String::from)?;
     kprintln!("manycore-kernel: PVH boot, cmdline {:?}", info.cmdline());
 
-    // SAFETY: the RSDP address from the start info; firmware memory is identity-mapped.
-    let tables = unsafe { acpi::Tables::load(info.rsdp_paddr) }.map_err(|e| format!("{e}"))?;
+    let machine = discovery::discover(info.rsdp_paddr)?;
     let mut sigs = alloc::string::String::new();
-    for s in tables.signatures() {
-        sigs.push_str(core::str::from_utf8(&s).unwrap_or("????"));
+    for s in &machine.table_signatures {
+        sigs.push_str(core::str::from_utf8(s).unwrap_or("????"));
         sigs.push(' ');
     }
     kprintln!("manycore-kernel: ACPI tables: {}", sigs.trim_end());
-    let machine = discovery::discover(&tables)?;
     let topo = &machine.topology;
     kprintln!(
-        "manycore-kernel: {} CPUs, {} cores, {} packages, {} NUMA nodes (x2APIC id shifts smt={} package={})",
+        "manycore-kernel: {} CPUs, {} cores, {} packages, {} NUMA nodes, {} caches (APIC id shifts smt={} package={})",
         topo.num_cpus(),
         topo.num_cores(),
         topo.num_packages(),
         topo.num_nodes(),
-        machine.apic_id_shifts.smt,
-        machine.apic_id_shifts.package
+        topo.caches().len(),
+        machine.apic_layout.smt_shift,
+        machine.apic_layout.package_shift
     );
 
     // Memory: usable RAM from the memory map, by SRAT node, minus the first MiB and the kernel.

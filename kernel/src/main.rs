@@ -20,7 +20,6 @@
 
 extern crate alloc;
 
-mod acpi;
 mod arch;
 mod boot;
 mod discovery;

@@ -16,7 +16,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-use crate::discovery::ApicIdShifts;
+use manycore_topology::cpuid::ApicLayout;
+
 use crate::exit::ExitCode;
 use crate::json::Json;
 use crate::mem::frames;
@@ -203,37 +204,21 @@ fn verify_this_cpu() -> Result<(), String> {
             me.cpu, me.apic_id
         ));
     }
-    let cpuid = x86::cpuid::CpuId::new();
-    let initial = cpuid
-        .get_feature_info()
-        .map(|f| u32::from(f.initial_local_apic_id()))
-        .ok_or("no CPUID leaf 1")?;
-    if initial != me.apic_id & 0xff {
+    let cpuid_apic = ApicLayout::current_apic_id(&raw_cpuid::CpuIdReaderNative);
+    if cpuid_apic != me.apic_id {
         return Err(format!(
-            "CPU {}: CPUID initial APIC id {initial} but MADT {}",
+            "CPU {}: CPUID APIC id {cpuid_apic} but MADT {}",
             me.cpu, me.apic_id
         ));
     }
-    if let Some(level) = cpuid
-        .get_extended_topology_info()
-        .and_then(|mut it| it.next())
-        && level.x2apic_id() != me.apic_id
-    {
+    let layout = crate::discovery::apic_layout_of_this_cpu()?;
+    if layout != machine.apic_layout {
         return Err(format!(
-            "CPU {}: CPUID x2APIC id {} but MADT {}",
-            me.cpu,
-            level.x2apic_id(),
-            me.apic_id
+            "CPU {}: CPUID topology {layout:?} differs from the BSP's {:?}",
+            me.cpu, machine.apic_layout
         ));
     }
-    let shifts = ApicIdShifts::from_cpuid()?;
-    if shifts != machine.apic_id_shifts {
-        return Err(format!(
-            "CPU {}: CPUID topology shifts {shifts:?} differ from the BSP's",
-            me.cpu
-        ));
-    }
-    let (package, _) = shifts.split(me.apic_id);
+    let package = me.apic_id.checked_shr(layout.package_shift).unwrap_or(0);
     let pu = topo.pu(me.cpu);
     let topo_package = topo.packages()[pu.package].os_index;
     if package != topo_package {
@@ -244,7 +229,7 @@ fn verify_this_cpu() -> Result<(), String> {
     }
     for &sibling in &topo.cores()[pu.core].pus {
         let other = topo.pu(sibling).apic_id.unwrap_or(u32::MAX);
-        if other >> shifts.smt != me.apic_id >> shifts.smt {
+        if other >> layout.smt_shift != me.apic_id >> layout.smt_shift {
             return Err(format!(
                 "CPU {}: core sibling {sibling} has APIC id {other} outside this core",
                 me.cpu
