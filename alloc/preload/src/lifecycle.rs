@@ -10,7 +10,8 @@
 //!   still allocate) and the release handlers run before theirs.
 //! - **Exit** (`.fini_array`, after the program's own destructors): with
 //!   `MANYCORE_MALLOC_STATS=1`, flushes the exiting thread's cache and prints each node's
-//!   statistics. Caches of threads still running are not flushed, so their latest operations
+//!   statistics to the stderr the program started with (duplicated at load: coreutils close
+//!   stderr in their exit handlers). Caches of threads still running are not flushed, so their latest operations
 //!   may be missing from the counts.
 
 use core::ffi::c_char;
@@ -95,6 +96,9 @@ pub extern "C" fn on_load() {
         SLAB.heap().set_cache_budget_bytes(b);
     }
     STATS_AT_EXIT.store(k.stats, Ordering::Relaxed);
+    if k.stats {
+        report::keep_stderr();
+    }
     // SAFETY: three `extern "C"` functions with no arguments, as pthread_atfork wants.
     let r =
         unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };

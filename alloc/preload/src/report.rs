@@ -2,8 +2,23 @@
 //! `write(2)` one line at a time.
 
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicI32, Ordering};
 
 use manycore_alloc::NodeStats;
+
+/// The descriptor lines go to: stderr, or a duplicate of it made at load by [`keep_stderr`].
+static REPORT_FD: AtomicI32 = AtomicI32::new(2);
+
+/// Duplicates stderr (close-on-exec) for the exit report: programs such as coreutils close
+/// stderr in their own exit handlers, before the report is written. Keeps stderr when the
+/// duplicate cannot be made.
+pub fn keep_stderr() {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor number; a failure returns -1.
+    let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3) };
+    if fd >= 0 {
+        REPORT_FD.store(fd, Ordering::Relaxed);
+    }
+}
 
 /// Bytes of one line; longer lines are cut (never split across writes).
 pub const LINE_BYTES_MAX: usize = 256;
@@ -41,11 +56,12 @@ impl Line {
         self.len += n;
     }
 
-    /// Writes the line and a newline to stderr, then empties it.
+    /// Writes the line and a newline to stderr (see [`keep_stderr`]), then empties it.
     pub fn emit(&mut self) {
         self.buf[self.len] = b'\n';
-        // SAFETY: write(2) on fd 2 with a live buffer of `len + 1` bytes.
-        unsafe { libc::write(2, self.buf.as_ptr().cast(), self.len + 1) };
+        let fd = REPORT_FD.load(Ordering::Relaxed);
+        // SAFETY: write(2) with a live buffer of `len + 1` bytes (a bad descriptor only fails).
+        unsafe { libc::write(fd, self.buf.as_ptr().cast(), self.len + 1) };
         self.len = 0;
     }
 }
