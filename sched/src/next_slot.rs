@@ -75,6 +75,14 @@ impl<T> NextSlot<T> {
             .flatten()
     }
 
+    /// When the task now in the slot entered it, `None` when the slot looks empty (a lock-free
+    /// snapshot that may race with the owner; for idle CPUs choosing how long to sleep).
+    pub fn occupied_since_ns(&self) -> Option<u64> {
+        self.occupied
+            .load(Ordering::Relaxed)
+            .then(|| self.since_ns.load(Ordering::Relaxed))
+    }
+
     /// Whether a task waits in the slot (may race; for idle checks).
     pub fn is_occupied(&self) -> bool {
         self.slot.try_with(|s| s.is_some()).unwrap_or(true)

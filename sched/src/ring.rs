@@ -96,6 +96,7 @@ impl<T> Ring<T> {
     /// Owner: pushes a task, or returns it when the ring is full (see [`Ring::push_overflow`]).
     ///
     /// Must be called only by the ring's owner.
+    #[inline(always)]
     pub fn push(&self, task: T) -> Result<(), T> {
         let (steal, _) = unpack(self.head.load(Ordering::Acquire));
         let tail = self.tail.load(Ordering::Relaxed);
@@ -150,6 +151,7 @@ impl<T> Ring<T> {
     }
 
     /// Owner: pops the oldest task.
+    #[inline(always)]
     pub fn pop(&self) -> Option<T> {
         let mut prev = self.head.load(Ordering::Acquire);
         loop {

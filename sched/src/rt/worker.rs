@@ -7,7 +7,11 @@
 //!     fire expired timers (sleep)
 //!     task = next_task(cpu), retried IDLE_SPIN_ROUNDS times with a spin hint
 //!     Some(task): resume it; when it comes back, act on the state it left:
-//!         YIELDED  -> requeue on this CPU      BLOCKING -> publish BLOCKED (see wait.rs)
+//!         YIELDED  -> yield_task: the scheduler queues it and hands back the next task,
+//!                     which runs at once (no trip through the loop), at most
+//!                     DIRECT_RUNS_MAX times in a row and only while no timer is pending;
+//!                     then requeue on this CPU and go round the loop
+//!         BLOCKING -> publish BLOCKED (see wait.rs)
 //!         DONE     -> finish (stack to pool, wake joiner, unregister)
 //!         OVERFLOWED -> fail with StackOverflow, quarantine the stack, finish
 //!     None: stop if shutting down, else park (the scheduler's announce/re-check, then the
@@ -38,6 +42,10 @@ use crate::stack::TaskStack;
 
 /// Calls of `next_task` with a spin hint in between before a worker parks.
 pub(crate) const IDLE_SPIN_ROUNDS: u32 = 4;
+
+/// Tasks a worker runs back to back through `Scheduler::yield_task` before it goes back to
+/// its loop (timers, the stats sampler): the loop's duties wait at most this many yields.
+pub(crate) const DIRECT_RUNS_MAX: u32 = 64;
 
 /// Per-worker state, living in a box owned by the worker thread for the whole loop.
 pub(crate) struct Worker {
@@ -242,7 +250,34 @@ fn worker_loop(shared: &Shared, worker: &Worker) {
     }
 }
 
-fn run(shared: &Shared, worker: &Worker, task: TaskRef) {
+/// Runs `task`, then, while it yields and the scheduler hands back a task at once, runs that
+/// one without going back to the loop (see `yield_task` in the module docs).
+fn run(shared: &Shared, worker: &Worker, mut task: TaskRef) {
+    let mut direct_runs = 0;
+    loop {
+        let Some(yielded) = run_once(shared, worker, task) else {
+            return;
+        };
+        direct_runs += 1;
+        // The loop's other duties (timers, the stats sampler) wait at most this many turns.
+        if direct_runs >= DIRECT_RUNS_MAX
+            || shared.stats_sampler
+            || !worker.timers.borrow().is_empty()
+        {
+            shared.sched.requeue(worker.cpu, yielded);
+            return;
+        }
+        match shared.sched.yield_task(worker.cpu, yielded) {
+            Some(next) => task = next,
+            None => return,
+        }
+    }
+}
+
+/// Resumes `task` once and acts on the state it came back in; returns the task when it yielded
+/// (the caller queues it or picks the next task with it).
+#[inline(always)]
+fn run_once(shared: &Shared, worker: &Worker, task: TaskRef) -> Option<TaskRef> {
     let hdr = task.hdr();
     hdr.last_cpu.store(worker.cpu, Ordering::Relaxed);
     let ctx = hdr.ctx.get();
@@ -267,7 +302,7 @@ fn run(shared: &Shared, worker: &Worker, task: TaskRef) {
                     error,
                 });
                 finish(shared, worker, task);
-                return;
+                return None;
             }
         }
     }
@@ -285,7 +320,7 @@ fn run(shared: &Shared, worker: &Worker, task: TaskRef) {
     worker.fault_header.set(core::ptr::null());
     worker.current.set(core::ptr::null());
     match hdr.state.load(Ordering::Acquire) {
-        YIELDED => shared.sched.requeue(worker.cpu, task),
+        YIELDED => return Some(task),
         BLOCKING => {
             // Off the task's stack now: from here on anyone may resume it (wait.rs, step 3).
             if super::handshake::publish_blocked(&hdr.state, &hdr.notify) {
@@ -309,6 +344,7 @@ fn run(shared: &Shared, worker: &Worker, task: TaskRef) {
         }
         other => unreachable!("task '{}' came back in state {other}", hdr.name),
     }
+    None
 }
 
 fn finish(shared: &Shared, worker: &Worker, task: TaskRef) {
