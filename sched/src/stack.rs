@@ -15,10 +15,14 @@
 //! except through the shared list), plus one bounded shared list that absorbs what a CPU's list
 //! cannot hold and serves callers that are not CPUs. A list that is full drops the stack.
 //!
-//! **NUMA placement** comes from first touch: a fresh stack's pages are touched first by the
-//! CPU that starts the task on it (it writes the initial frame), and a recycled stack stays on
-//! the list of the CPU that last ran a task on it, so stacks live on the node that uses them
-//! without an explicit `mbind`.
+//! **NUMA placement**: the pool asks its source for a stack *for* the CPU that will start the
+//! task ([`StackSource::allocate_for`]). [`NumaMmapSource`] binds a fresh stack's pages to that
+//! CPU's node with `mbind` (`MPOL_PREFERRED`, before first touch); [`MmapSource`] leaves placement
+//! to first touch, which lands on the same node in the common case (the starting CPU writes the
+//! initial frame) but not for the deeper pages a task that migrated touches later. Either way a
+//! recycled stack stays on the list of the CPU that last ran a task on it. The `mbind` is made
+//! here with `libc` rather than through `manycore-alloc`'s page source: `sched` and `alloc` are
+//! siblings that never depend on each other (DESIGN.md, "Layers").
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -43,6 +47,16 @@ pub trait StackSource: Send + Sync {
     type Stack: TaskStack;
     /// A stack with at least `usable_bytes` usable bytes.
     fn allocate(&self, usable_bytes: usize) -> Result<Self::Stack, StackError>;
+    /// A stack for a task starting on logical CPU `cpu` (`None`: not on a CPU of the pool). A
+    /// NUMA-aware source places the memory on that CPU's node; the default ignores the CPU.
+    fn allocate_for(
+        &self,
+        usable_bytes: usize,
+        cpu: Option<usize>,
+    ) -> Result<Self::Stack, StackError> {
+        let _ = cpu;
+        self.allocate(usable_bytes)
+    }
 }
 
 /// A stack could not be allocated.
@@ -136,7 +150,7 @@ impl<S: StackSource> StackPool<S> {
         if let Some(s) = self.shared.with(Vec::pop) {
             return Ok(s);
         }
-        self.source.allocate(self.stack_bytes)
+        self.source.allocate_for(self.stack_bytes, cpu)
     }
 
     /// Gives back a stack whose task finished on `cpu`. Stacks of another size, and stacks that
@@ -169,6 +183,11 @@ impl<S: StackSource> StackPool<S> {
         }
     }
 
+    /// The source stacks come from.
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
     /// Free stacks held, over all lists.
     pub fn cached(&self) -> usize {
         self.per_cpu
@@ -180,7 +199,7 @@ impl<S: StackSource> StackPool<S> {
 }
 
 #[cfg(feature = "std")]
-pub use mmap::{MmapSource, MmapStack, PAGE_BYTES, STACK_BYTES_DEFAULT};
+pub use mmap::{MmapSource, MmapStack, NumaMmapSource, PAGE_BYTES, STACK_BYTES_DEFAULT};
 
 #[cfg(feature = "std")]
 mod mmap {
@@ -303,6 +322,118 @@ mod mmap {
             MmapStack::new(usable_bytes)
         }
     }
+
+    /// `mbind` policy: the node first, other nodes when it has no free memory (a stack must
+    /// not fail because its node is full).
+    const MPOL_PREFERRED: libc::c_int = 1;
+
+    /// Nodes an `mbind` node mask can name (the mask is this many bits).
+    pub const NUMA_NODES_MAX: usize = 1024;
+
+    /// Stacks from anonymous `mmap` with a guard page, their usable pages bound to the node of
+    /// the CPU that will start the task (`mbind` with `MPOL_PREFERRED` before first touch).
+    ///
+    /// Built from a table mapping each logical CPU of the pool to an OS node number. A stack
+    /// asked for with no CPU, or for a CPU beyond the table, is placed by first touch. An
+    /// `mbind` that fails (a kernel without NUMA support, a node that went away) leaves the
+    /// stack to first touch too, and is counted ([`NumaMmapSource::mbind_failures`]): placement
+    /// is a performance hint, never a reason to fail a spawn.
+    #[derive(Debug)]
+    pub struct NumaMmapSource {
+        /// OS node number of each logical CPU.
+        os_node_of_cpu: alloc::vec::Vec<usize>,
+        /// `mbind` calls that failed (any thread increments; read for reports and tests).
+        mbind_failures: core::sync::atomic::AtomicU64,
+        /// Stacks bound to a node.
+        bound: core::sync::atomic::AtomicU64,
+    }
+
+    impl NumaMmapSource {
+        /// A source for CPUs whose OS node numbers are `os_node_of_cpu[cpu]`. Returns an error
+        /// naming the CPU when a node number is beyond what a node mask can name.
+        pub fn new(
+            os_node_of_cpu: alloc::vec::Vec<usize>,
+        ) -> Result<NumaMmapSource, alloc::string::String> {
+            if let Some((cpu, node)) = os_node_of_cpu
+                .iter()
+                .enumerate()
+                .find(|&(_, &n)| n >= NUMA_NODES_MAX)
+            {
+                return Err(alloc::format!(
+                    "CPU {cpu}: OS node {node} is beyond the {NUMA_NODES_MAX} nodes an mbind mask names"
+                ));
+            }
+            Ok(NumaMmapSource {
+                os_node_of_cpu,
+                mbind_failures: core::sync::atomic::AtomicU64::new(0),
+                bound: core::sync::atomic::AtomicU64::new(0),
+            })
+        }
+
+        /// `mbind` calls that failed so far (those stacks were left to first touch).
+        pub fn mbind_failures(&self) -> u64 {
+            self.mbind_failures
+                .load(core::sync::atomic::Ordering::Relaxed)
+        }
+
+        /// Stacks bound to their CPU's node so far.
+        pub fn bound(&self) -> u64 {
+            self.bound.load(core::sync::atomic::Ordering::Relaxed)
+        }
+    }
+
+    /// Binds `[start, start + len)` (page-aligned, untouched) to OS node `node`, preferred.
+    fn mbind_preferred(start: *mut u8, len: usize, node: usize) -> Result<(), i32> {
+        const WORD_BITS: usize = usize::BITS as usize;
+        let mut mask = [0usize; NUMA_NODES_MAX / WORD_BITS];
+        mask[node / WORD_BITS] |= 1 << (node % WORD_BITS);
+        // SAFETY: the range is a mapping the caller owns and nobody uses yet; `mask` is a live
+        // array of NUMA_NODES_MAX bits, the length passed (maxnode counts bits; the kernel reads
+        // maxnode - 1 of them, so pass one more).
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_mbind,
+                start,
+                len,
+                MPOL_PREFERRED,
+                mask.as_ptr(),
+                NUMA_NODES_MAX + 1,
+                0u32,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+        }
+    }
+
+    impl StackSource for NumaMmapSource {
+        type Stack = MmapStack;
+        fn allocate(&self, usable_bytes: usize) -> Result<MmapStack, StackError> {
+            MmapStack::new(usable_bytes)
+        }
+        fn allocate_for(
+            &self,
+            usable_bytes: usize,
+            cpu: Option<usize>,
+        ) -> Result<MmapStack, StackError> {
+            let stack = MmapStack::new(usable_bytes)?;
+            if let Some(&node) = cpu.and_then(|c| self.os_node_of_cpu.get(c)) {
+                let usable = stack.usable_bytes();
+                let start = stack.top().wrapping_sub(usable);
+                match mbind_preferred(start, usable, node) {
+                    Ok(()) => self
+                        .bound
+                        .fetch_add(1, core::sync::atomic::Ordering::Relaxed),
+                    Err(_) => self
+                        .mbind_failures
+                        .fetch_add(1, core::sync::atomic::Ordering::Relaxed),
+                };
+            }
+            Ok(stack)
+        }
+    }
 }
 
 #[cfg(all(test, feature = "std"))]
@@ -322,6 +453,48 @@ mod tests {
             s.top().sub(1).write(1);
             (g.end as *mut u8).write(2);
         }
+    }
+
+    /// The stack's pages really are bound to the CPU's node: `get_mempolicy` on a touched page
+    /// of a fresh stack names the node asked for (node 0 exists on every Linux host).
+    #[test]
+    fn numa_source_binds_the_stack_to_the_cpus_node() {
+        let src = NumaMmapSource::new(alloc::vec![0, 0]).unwrap();
+        let pool = StackPool::new(src, 64 * 1024, 2);
+        let s = pool.get(Some(1)).unwrap();
+        let (bound, failures) = (pool.source().bound(), pool.source().mbind_failures());
+        assert_eq!(bound + failures, 1, "one mbind per fresh stack");
+        if failures == 1 {
+            std::eprintln!("skip: mbind is not supported here (kernel without NUMA)");
+            assert!(
+                std::env::var("MANYCORE_REQUIRE_MBIND").as_deref() != Ok("1"),
+                "MANYCORE_REQUIRE_MBIND=1 but mbind failed"
+            );
+            return;
+        }
+        let page = s.top().wrapping_sub(PAGE_BYTES);
+        // SAFETY: the byte lies in the usable range of the live stack.
+        unsafe { page.write(1) };
+        let mut mode: libc::c_int = -1;
+        let mut mask = [0usize; 16];
+        // SAFETY: `mode` and `mask` are live and large enough (16 words = 1024 bits); `page` is
+        // mapped. MPOL_F_ADDR (2) asks for the policy of the VMA at `page`.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_get_mempolicy,
+                &raw mut mode,
+                mask.as_mut_ptr(),
+                1024usize,
+                page,
+                2usize,
+            )
+        };
+        assert_eq!(r, 0, "get_mempolicy: {}", std::io::Error::last_os_error());
+        assert_eq!(mode, 1, "MPOL_PREFERRED");
+        assert_eq!(mask[0] & 1, 1, "node 0 named in the policy's mask");
+        // Out-of-range node numbers are a clear error, not a panic.
+        let e = NumaMmapSource::new(alloc::vec![0, 5000]).unwrap_err();
+        assert!(e.contains("CPU 1") && e.contains("5000"), "{e}");
     }
 
     #[test]

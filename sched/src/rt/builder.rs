@@ -24,12 +24,13 @@ use manycore_topology::{CpuSet, TierKind, Topology};
 
 use super::overflow::{self, OverflowAction, action_code};
 use super::platform::{Parker, RtPlatform};
+use super::stacks::RtSource;
 use super::task::{DONE, JoinError, JoinHandle, RUNNING, TaskRef, mark_joinable, new_task};
 use super::worker::worker_main;
 use crate::platform::{Observer, Platform, WakeReason};
 use crate::policy::{Policy, TopologyPolicy};
 use crate::scheduler::{Config, Scheduler, SpawnHint};
-use crate::stack::{MmapSource, STACK_BYTES_DEFAULT, StackPool};
+use crate::stack::{MmapSource, NumaMmapSource, STACK_BYTES_DEFAULT, StackPool, StackSource};
 use crate::stats::Counters;
 use crate::sync::SpinLock;
 
@@ -80,7 +81,7 @@ pub(crate) struct Shared {
     /// spawn instead of an upgrade and a downgrade).
     me: Weak<Shared>,
     pub(crate) sched: Scheduler<TaskRef, RtPlatform, RtObserver>,
-    pub(crate) stacks: StackPool<MmapSource>,
+    pub(crate) stacks: StackPool<RtSource>,
     /// Live tasks, sharded by spawning CPU (the last shard for spawns from other threads).
     /// A task is added by its spawner and removed by the worker that finishes it.
     registry: Box<[SpinLock<Vec<TaskRef>>]>,
@@ -167,6 +168,8 @@ pub struct Builder {
     observer: Option<Box<dyn Observer>>,
     pin: bool,
     overflow: OverflowAction,
+    /// `None`: the default for the topology (see `stacks.rs`).
+    stack_source: Option<RtSource>,
 }
 
 impl Default for Builder {
@@ -180,6 +183,7 @@ impl Default for Builder {
             observer: None,
             pin: true,
             overflow: OverflowAction::default(),
+            stack_source: None,
         }
     }
 }
@@ -226,6 +230,20 @@ impl Builder {
         self.pin = pin;
         self
     }
+    /// Gets task stacks from `source` instead of the default (plain `mmap` on one node, `mmap`
+    /// bound to the starting CPU's node on several: see [`NumaMmapSource`]). The pool still
+    /// recycles them per CPU; [`StackSource::allocate_for`] is told the logical CPU that will
+    /// start the task. Stacks without a guard range (an empty [`TaskStack::guard`](crate::stack::TaskStack::guard))
+    /// cannot report an overflow.
+    pub fn stack_source<S>(mut self, source: S) -> Builder
+    where
+        S: StackSource + 'static,
+        S::Stack: 'static,
+    {
+        self.stack_source = Some(RtSource::custom(source));
+        self
+    }
+
     /// What a stack overflow does (default: abandon the task, see [`OverflowAction`]).
     pub fn on_stack_overflow(mut self, a: OverflowAction) -> Builder {
         self.overflow = a;
@@ -266,6 +284,16 @@ impl Builder {
             shared_addr: AtomicUsize::new(0),
         };
         let stats = self.config.stats;
+        let stack_source = match self.stack_source {
+            Some(s) => s,
+            None if topo.num_nodes() > 1 && self.pin => {
+                let os_nodes = (0..n)
+                    .map(|c| topo.nodes()[topo.node_of(c)].os_index as usize)
+                    .collect();
+                RtSource::Numa(NumaMmapSource::new(os_nodes)?)
+            }
+            None => RtSource::Mmap(MmapSource),
+        };
         let sched = Scheduler::with(
             topo,
             self.policy
@@ -279,7 +307,7 @@ impl Builder {
         let shared = Arc::new_cyclic(|me| Shared {
             me: me.clone(),
             sched,
-            stacks: StackPool::new(MmapSource, self.stack_bytes, n),
+            stacks: StackPool::new(stack_source, self.stack_bytes, n),
             registry: (0..=n).map(|_| SpinLock::new(Vec::new())).collect(),
             shutdown: AtomicBool::new(false),
             exited: Mutex::new(vec![false; n]),
@@ -451,6 +479,12 @@ impl Runtime {
     /// The scheduler's counters (steals per tier, wake placements, parks, wasted-core time).
     pub fn counters(&self) -> Counters {
         self.shared.sched.counters()
+    }
+
+    /// Where task stacks come from: `"mmap"`, `"mmap+mbind"` (bound to the starting CPU's node)
+    /// or `"custom"` (given to [`Builder::stack_source`]).
+    pub fn stack_source_name(&self) -> &'static str {
+        self.shared.stacks.source().name()
     }
 
     /// Tasks spawned and not yet finished.

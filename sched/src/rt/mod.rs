@@ -28,6 +28,8 @@
 //! - `wait.rs`: the park token ([`block`], [`TaskWaker`]) and the one-shot waiters every
 //!   primitive queues; `mutex.rs` ([`Mutex`]), `condvar.rs` ([`Condvar`], [`Event`]),
 //!   `channel.rs` (bounded MPMC [`channel`]), `timer.rs` ([`sleep`]), `future.rs` ([`block_on`]).
+//! - `stacks.rs`: the stack source (plain `mmap`, `mmap` bound to the starting CPU's node on
+//!   multi-node hosts, or one given to [`Builder::stack_source`]).
 //! - `overflow.rs`: the `SIGSEGV` handler that names a task whose stack overflowed
 //!   ([`OverflowAction`]).
 //!
@@ -75,6 +77,7 @@ pub(crate) mod handshake;
 mod mutex;
 mod overflow;
 mod platform;
+mod stacks;
 mod task;
 mod timer;
 mod wait;

@@ -14,9 +14,10 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use super::builder::Shared;
+use super::stacks::RtStack;
 use super::wait::{Waiter, wait_signaled};
 use crate::arch::TaskContext;
-use crate::stack::{MmapStack, StackError};
+use crate::stack::StackError;
 use crate::task::Task as SchedTask;
 
 pub(crate) use super::handshake::{BLOCKING, RUNNABLE};
@@ -42,7 +43,7 @@ pub(crate) struct Header {
     pub(crate) ctx: UnsafeCell<TaskContext>,
     /// The task's stack, attached by the worker that first runs it, taken by the worker that
     /// finishes it; only the worker currently holding the task touches it.
-    pub(crate) stack: UnsafeCell<Option<MmapStack>>,
+    pub(crate) stack: UnsafeCell<Option<RtStack>>,
     /// The task's guard page range, for the overflow handler: written with `stack`.
     pub(crate) guard_lo: AtomicUsize,
     /// See `guard_lo`.

@@ -242,3 +242,84 @@ fn shutdown_timeout_reports_a_task_blocked_forever() {
     let j = h.join().unwrap_err();
     assert!(matches!(j, JoinError::Abandoned { .. }), "{j}");
 }
+
+/// A stack source that counts what it hands out and for which CPU, wrapping `mmap` stacks.
+struct CountingSource {
+    made: Arc<AtomicUsize>,
+    cpus_seen: Arc<std::sync::Mutex<Vec<Option<usize>>>>,
+}
+
+impl crate::stack::StackSource for CountingSource {
+    type Stack = crate::stack::MmapStack;
+    fn allocate(&self, usable_bytes: usize) -> Result<Self::Stack, crate::stack::StackError> {
+        self.allocate_for(usable_bytes, None)
+    }
+    fn allocate_for(
+        &self,
+        usable_bytes: usize,
+        cpu: Option<usize>,
+    ) -> Result<Self::Stack, crate::stack::StackError> {
+        self.made.fetch_add(1, Ordering::Relaxed);
+        self.cpus_seen.lock().unwrap().push(cpu);
+        crate::stack::MmapStack::new(usable_bytes)
+    }
+}
+
+/// The builder's custom stack source is the one tasks run on: every stack comes from it, it is
+/// told the starting CPU, and warm stacks are recycled (far fewer stacks made than tasks run).
+#[test]
+fn custom_stack_source_supplies_every_stack_and_is_recycled() {
+    let host = Topology::host().unwrap();
+    let first = host.pu(0).os_index as usize;
+    let made = Arc::new(AtomicUsize::new(0));
+    let cpus_seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let rt = Builder::new()
+        .cpus([first].into_iter().collect())
+        .stack_source(CountingSource {
+            made: made.clone(),
+            cpus_seen: cpus_seen.clone(),
+        })
+        .build()
+        .unwrap();
+    assert_eq!(rt.stack_source_name(), "custom");
+    let on_stack = rt
+        .spawn(|| {
+            let local = 0u8;
+            let here = &raw const local as usize;
+            let mut sum = 0;
+            for i in 0..200u32 {
+                sum += spawn(move || i).unwrap().join().unwrap();
+            }
+            (here, sum)
+        })
+        .join()
+        .unwrap();
+    assert_eq!(on_stack.1, (0..200).sum::<u32>());
+    let n = made.load(Ordering::Relaxed);
+    assert!(n >= 1, "the custom source made the stacks");
+    assert!(
+        n <= 4,
+        "201 tasks ran on {n} stacks: the pool recycles them"
+    );
+    assert!(
+        cpus_seen.lock().unwrap().iter().all(|&c| c == Some(0)),
+        "the source is told the starting CPU: {:?}",
+        cpus_seen.lock().unwrap()
+    );
+    rt.shutdown();
+}
+
+/// A one-node host gets plain `mmap` stacks by default; a runtime on a two-node topology gets
+/// stacks bound to their CPU's node.
+#[test]
+fn default_stack_source_follows_the_node_count() {
+    let rt = one_cpu_runtime();
+    assert_eq!(rt.stack_source_name(), "mmap");
+    rt.shutdown();
+    let host = Topology::host().unwrap();
+    if host.num_nodes() > 1 {
+        let rt = Runtime::new().unwrap();
+        assert_eq!(rt.stack_source_name(), "mmap+mbind");
+        rt.shutdown();
+    }
+}
