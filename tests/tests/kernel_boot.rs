@@ -18,6 +18,8 @@ use serde_json::Value;
 const REQUIRE_VAR: &str = "MANYCORE_REQUIRE_QEMU";
 /// Memory per node given to QEMU (MiB).
 const MEM_PER_NODE_MIB: u64 = 96;
+/// Threads `selftest` runs in `every_thread_runs_once` by default (kernel/src/programs).
+const SELFTEST_THREADS: u64 = 100_000;
 /// Upper bound on one boot, passed to `manycore boot --timeout`.
 const BOOT_TIMEOUT_SECS: u64 = 900;
 
@@ -178,6 +180,11 @@ fn boot_and_check(test: &str, topology: &str) {
         "wake_ipi_reaches_every_cpu",
         "timer_fires_on_every_cpu",
         "frames_come_from_their_node",
+        "every_thread_runs_once",
+        "mutex_is_exact_under_contention",
+        "channel_keeps_order_and_loses_nothing",
+        "cpu_bound_thread_is_preempted",
+        "remote_frees_return_home",
     ] {
         let c = checks
             .iter()
@@ -188,6 +195,24 @@ fn boot_and_check(test: &str, topology: &str) {
     assert!(checks.iter().all(|c| c["pass"] == true), "{checks:?}");
     let want = Topology::from_synthetic(topology).expect("valid");
     assert_eq!(r["cpus_online"], want.num_cpus(), "every CPU online");
+    // The threads ran on manycore-sched: its loop counted them, and its counters are reported.
+    let sched = &r["sched"];
+    let threads_run = sched["threads_run"].as_u64().expect("sched.threads_run");
+    assert!(
+        threads_run >= SELFTEST_THREADS,
+        "{threads_run} threads finished, selftest spawns at least {SELFTEST_THREADS}"
+    );
+    let stolen: u64 = sched["stolen_by_tier"]
+        .as_object()
+        .expect("sched.stolen_by_tier")
+        .values()
+        .map(|v| v.as_u64().expect("a count"))
+        .sum();
+    assert!(
+        sched["wakes_by_reason"].is_object() && sched["parks"].is_u64(),
+        "manycore-sched's counters are reported: {sched}"
+    );
+    eprintln!("{test}: {threads_run} threads run, {stolen} stolen, sched counters {sched}");
     assert_reported_topology_is(topology, &r["topology"]);
 }
 

@@ -28,6 +28,7 @@ use crate::arch::cpu::{self, rdtsc_ordered};
 use crate::exit::ExitCode;
 use crate::json::Json;
 use crate::mem::alloc::NodeStacks;
+use crate::sync::SpinLock;
 use crate::thread::sync::Channel;
 use crate::{kprintln, percpu, thread, time};
 
@@ -124,24 +125,49 @@ fn switch_raw(round_trips: u64, kind: SwitchKind) -> Result<Measurement, &'stati
 
 fn yield_pinned(yields: u64) -> Result<Measurement, &'static str> {
     let cpu = percpu::current().cpu;
-    let stop = Arc::new(AtomicU64::new(0));
-    let partner = {
-        let stop = stop.clone();
+    // Both yielders are pinned to this CPU (the program's own thread is not pinned), and the
+    // partner counts its turns: the figure is a switch between two threads only if the partner
+    // ran between the measurer's yields.
+    let out: Arc<SpinLock<Option<Result<Measurement, &'static str>>>> =
+        Arc::new(SpinLock::new(None));
+    let measurer = {
+        let out = out.clone();
         thread::spawn_on(Some(cpu), true, move || {
-            while stop.load(Ordering::Relaxed) == 0 {
+            let r = (|| {
+                let stop = Arc::new(AtomicU64::new(0));
+                let turns = Arc::new(AtomicU64::new(0));
+                let partner = {
+                    let (stop, turns) = (stop.clone(), turns.clone());
+                    thread::spawn_on(Some(cpu), true, move || {
+                        while stop.load(Ordering::Relaxed) == 0 {
+                            turns.fetch_add(1, Ordering::Relaxed);
+                            thread::yield_now();
+                        }
+                    })?
+                };
                 thread::yield_now();
-            }
+                let before = turns.load(Ordering::Relaxed);
+                let m = measure("yield.kernel", yields, || {
+                    for _ in 0..yields {
+                        thread::yield_now();
+                    }
+                });
+                let partner_turns = turns.load(Ordering::Relaxed) - before;
+                stop.store(1, Ordering::Relaxed);
+                partner.join();
+                // (SAMPLES + 1) samples of `yields` yields each.
+                if partner_turns < yields * (SAMPLES as u64 + 1) / 2 {
+                    return Err("bench: yield.kernel's partner did not run between the yields");
+                }
+                Ok(m)
+            })();
+            *out.lock() = Some(r);
         })?
     };
-    thread::yield_now();
-    let m = measure("yield.kernel", yields, || {
-        for _ in 0..yields {
-            thread::yield_now();
-        }
-    });
-    stop.store(1, Ordering::Relaxed);
-    partner.join();
-    Ok(m)
+    measurer.join();
+    out.lock()
+        .take()
+        .unwrap_or(Err("bench: the yield measurer left no result"))
 }
 
 fn pingpong_cross_cpu(round_trips: u64) -> Result<Measurement, &'static str> {

@@ -9,10 +9,9 @@
 //! - `channel_keeps_order_and_loses_nothing`: one producer and one consumer per CPU over a channel
 //!   of capacity 8; every message arrives exactly once and each consumer sees each producer's
 //!   messages in send order.
-//! - `cpu_bound_thread_is_preempted`: a thread spinning in a loop that never yields, and a second
-//!   thread pinned to the same CPU; the second must run (it ends the spin) through timer preemption,
-//!   and the spinner's `xmm0`, which the second thread overwrites, must survive (FXSAVE on
-//!   preemption).
+//! - `cpu_bound_thread_is_preempted`: one more never-yielding spinner than there are CPUs, each
+//!   waiting for all to start; the last can start only through timer preemption, and each
+//!   spinner's `xmm0` pattern must survive it (FXSAVE in `switch_preempt`).
 //! - `remote_frees_return_home`: small blocks manycore-alloc gave a thread on node A, freed by a
 //!   thread on node B, reach node A through the allocator's remote-free path (node A's
 //!   `remote_received` counter grows by at least their number once B's batches are flushed), and
@@ -230,82 +229,95 @@ pub fn channel_keeps_order_and_loses_nothing() -> Result<String, String> {
     ))
 }
 
-/// Bound on the spinner's loop (a CPU that is never preempted ends the check with a failure).
+/// Bound on a spinner's loop (a machine that never preempts ends the check with a failure).
 const SPIN_ITERATIONS_MAX: u64 = 1 << 31;
-const XMM_PATTERN: u64 = 0x5eed_f00d_dead_beef;
+/// Base of the spinners' xmm0 patterns (spinner `i` holds `XMM_PATTERN + i`).
+const XMM_PATTERN: u64 = 0x5eed_f00d_dead_0000;
 
 /// `cpu_bound_thread_is_preempted`.
+///
+/// One more CPU-bound spinner than there are CPUs, none pinned: each loads its own pattern into
+/// `xmm0`, announces itself, and spins (never yielding) until all have announced. The last one
+/// can only start if the timer preempts a spinner, so the check finishing at all proves
+/// preemption; a spinner whose FPU/SSE state was not saved and restored across that preemption
+/// finds another spinner's pattern in `xmm0` afterwards.
 pub fn cpu_bound_thread_is_preempted() -> Result<String, String> {
     let ncpus = percpu::all().len();
-    let cpu = ncpus - 1;
-    let flag = Arc::new(AtomicU8::new(0));
-    let result = Arc::new(AtomicU64::new(0));
-    let remaining = Arc::new(AtomicU64::new(0));
-    let before = percpu::get(cpu).sched.preemptions.load(Ordering::Relaxed);
-    let spinner = {
-        let (flag, result, remaining) = (flag.clone(), result.clone(), remaining.clone());
-        thread::spawn_on(Some(cpu), true, move || {
-            let out: u64;
-            let left: u64;
-            // SAFETY: the block uses xmm0 only inside itself (the kernel is compiled without SSE,
-            // so no compiler-generated code holds a value there) and reads the flag byte of a live
-            // Arc. It never yields: only a timer preemption can let another thread run here.
-            unsafe {
-                core::arch::asm!(
-                    "movq xmm0, {pattern}",
-                    "2:",
-                    "pause",
-                    "cmp byte ptr [{flag}], 0",
-                    "jne 3f",
-                    "dec {count}",
-                    "jnz 2b",
-                    "3:",
-                    "movq {out}, xmm0",
-                    pattern = in(reg) XMM_PATTERN,
-                    flag = in(reg) flag.as_ptr(),
-                    count = inout(reg) SPIN_ITERATIONS_MAX => left,
-                    out = lateout(reg) out,
-                    options(nostack),
-                );
-            }
-            result.store(out, Ordering::Relaxed);
-            remaining.store(left, Ordering::Relaxed);
-        })
-        .map_err(String::from)?
+    let spinners = ncpus + 1;
+    let arrived = Arc::new(AtomicU64::new(0));
+    let results: Arc<Vec<AtomicU64>> = Arc::new((0..spinners).map(|_| AtomicU64::new(0)).collect());
+    let remaining: Arc<Vec<AtomicU64>> =
+        Arc::new((0..spinners).map(|_| AtomicU64::new(0)).collect());
+    let preemptions = || {
+        percpu::all()
+            .iter()
+            .map(|c| c.sched.preemptions.load(Ordering::Relaxed))
+            .sum::<u64>()
     };
-    let other = {
-        let flag = flag.clone();
-        thread::spawn_on(Some(cpu), true, move || {
-            // SAFETY: clobbers xmm0 (all ones) — the spinner's saved copy must not be affected —
-            // and stores through a live Arc.
-            unsafe {
-                core::arch::asm!("pcmpeqd xmm0, xmm0", "mov byte ptr [{flag}], 1", flag = in(reg) flag.as_ptr(), options(nostack));
-            }
-        })
-        .map_err(String::from)?
-    };
-    other.join();
-    spinner.join();
-    let preempted = percpu::get(cpu).sched.preemptions.load(Ordering::Relaxed) - before;
-    let left = remaining.load(Ordering::Relaxed);
-    let xmm = result.load(Ordering::Relaxed);
-    if left == 0 {
+    let before = preemptions();
+    let mut hs = Vec::new();
+    for i in 0..spinners {
+        let (arrived, results, remaining) = (arrived.clone(), results.clone(), remaining.clone());
+        hs.push(
+            thread::spawn_on(Some(i % ncpus), false, move || {
+                let out: u64;
+                let left: u64;
+                // SAFETY: the block uses xmm0 only inside itself (the kernel is compiled without
+                // SSE, so no compiler-generated code holds a value there), and reads and bumps the
+                // counter of a live Arc. It never yields: only a timer preemption can let another
+                // thread run on this CPU while it spins.
+                unsafe {
+                    core::arch::asm!(
+                        "movq xmm0, {pattern}",
+                        "lock inc qword ptr [{arrived}]",
+                        "2:",
+                        "pause",
+                        "cmp qword ptr [{arrived}], {all}",
+                        "jae 3f",
+                        "dec {count}",
+                        "jnz 2b",
+                        "3:",
+                        "movq {out}, xmm0",
+                        pattern = in(reg) XMM_PATTERN + i as u64,
+                        arrived = in(reg) arrived.as_ptr(),
+                        all = in(reg) spinners as u64,
+                        count = inout(reg) SPIN_ITERATIONS_MAX => left,
+                        out = lateout(reg) out,
+                        options(nostack),
+                    );
+                }
+                results[i].store(out, Ordering::Relaxed);
+                remaining[i].store(left, Ordering::Relaxed);
+            })
+            .map_err(String::from)?,
+        );
+    }
+    join_all(hs);
+    let preempted = preemptions() - before;
+    if let Some(i) = remaining
+        .iter()
+        .position(|r| r.load(Ordering::Relaxed) == 0)
+    {
         return Err(format!(
-            "CPU {cpu}: the spinner ran {SPIN_ITERATIONS_MAX} iterations and was never preempted"
+            "spinner {i} ran {SPIN_ITERATIONS_MAX} iterations without every spinner starting: no CPU was preempted"
         ));
     }
     if preempted == 0 {
         return Err(format!(
-            "CPU {cpu}: the spin ended but no preemption was counted"
+            "all {spinners} spinners started on {ncpus} CPUs but no preemption was counted"
         ));
     }
-    if xmm != XMM_PATTERN {
-        return Err(format!(
-            "CPU {cpu}: xmm0 was {xmm:#x} after preemption, expected {XMM_PATTERN:#x}"
-        ));
+    for (i, r) in results.iter().enumerate() {
+        let xmm = r.load(Ordering::Relaxed);
+        if xmm != XMM_PATTERN + i as u64 {
+            return Err(format!(
+                "spinner {i}: xmm0 was {xmm:#x} after its spin, expected {:#x} (FPU/SSE state lost on preemption)",
+                XMM_PATTERN + i as u64
+            ));
+        }
     }
     Ok(format!(
-        "CPU {cpu}: spinner preempted {preempted} time(s); xmm0 preserved"
+        "{spinners} spinners on {ncpus} CPUs all started: {preempted} preemption(s); every xmm0 preserved"
     ))
 }
 

@@ -15,15 +15,16 @@
 //! 2. The fresh loop first finishes the switch-out: it clears the thread's `on_cpu` (release) and
 //!    acts on why it stopped: *yield* or *preempted* → [`Scheduler::requeue`]; *blocked* →
 //!    nothing (whoever wakes it calls [`wake`]); *exited* → free its stack, wake its joiner.
-//! 3. With interrupts off it runs a pending cross-CPU call, then asks [`Scheduler::next_task`].
-//!    A pinned thread taken by another CPU (a thief) is forwarded to its CPU's inbox.
+//! 3. With interrupts off it runs a pending cross-CPU call, takes a pinned thread another CPU
+//!    placed here if there is one (see [`place_pinned`]), else asks [`Scheduler::next_task`]. A
+//!    pinned thread taken by another CPU (a thief) is forwarded to its CPU's pinned list.
 //! 4. It waits until the thread's previous CPU has switched away from it (`on_cpu` false), makes
 //!    it current, arms the preemption timer unless a tick is pending, and switches to it with the
 //!    function matching how the thread was saved. The tick preempts only if some task waits in
 //!    the scheduler; otherwise it re-arms and the thread keeps the CPU.
 //! 5. With nothing to run: [`Scheduler::park`] announces the CPU asleep, re-checks, and calls
-//!    [`KernelPlatform::park`] (`sti; hlt` unless a wake token is pending); an unpark sets the
-//!    token and sends the wake IPI.
+//!    [`KernelPlatform::park`] (`sti; hlt` unless a wake token or a pinned thread is pending); an
+//!    unpark sets the token and sends the wake IPI.
 //!
 //! # No lost wake-ups
 //! A thread blocks by putting itself on a wait queue and setting `BLOCKED` under that queue's
@@ -40,6 +41,7 @@
 pub mod sync;
 
 use alloc::boxed::Box;
+use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
@@ -144,7 +146,10 @@ impl Platform for KernelPlatform {
     fn park(&self, cpu: usize, _deadline_ns: Option<u64>) {
         let me = percpu::current();
         debug_assert_eq!(me.cpu, cpu, "park is called by the CPU itself");
-        if !me.sched.wake_token.swap(false, Ordering::AcqRel) && me.call.lock().is_none() {
+        if !me.sched.wake_token.swap(false, Ordering::AcqRel)
+            && me.sched.pinned_waiting.load(Ordering::SeqCst) == 0
+            && me.call.lock().is_none()
+        {
             cpu::enable_interrupts_and_halt();
             cpu::interrupts_disable();
             me.sched.wake_token.store(false, Ordering::Relaxed);
@@ -209,6 +214,13 @@ pub struct CpuSched {
     pub threads_run: AtomicU64,
     /// Pinned threads this CPU took (by stealing) and sent back to their CPU.
     pub pinned_forwards: AtomicU64,
+    /// Pinned threads placed on this CPU from elsewhere (spawned, woken or forwarded by another
+    /// CPU): not stealable, so a pinned thread is handed over once instead of being stolen and
+    /// forwarded again and again while its CPU wakes. Pushed by any CPU, popped by the owner.
+    pinned: SpinLock<VecDeque<ThreadRef>>,
+    /// Length of `pinned`, so the loop takes the lock only when it holds something. Changed under
+    /// the lock; read by the owner (SeqCst in `park`, against the pusher's unpark).
+    pinned_waiting: AtomicUsize,
     /// Whether a preemption tick is pending. Owner CPU only (set when arming, cleared by the timer
     /// handler), so a switch re-arms the LAPIC timer only when no tick is pending: programming the
     /// timer is an MMIO write that costs microseconds under emulation.
@@ -228,6 +240,8 @@ impl CpuSched {
             preemptions: AtomicU64::new(0),
             threads_run: AtomicU64::new(0),
             pinned_forwards: AtomicU64::new(0),
+            pinned: SpinLock::new(VecDeque::new()),
+            pinned_waiting: AtomicUsize::new(0),
             tick_pending: AtomicBool::new(false),
         }
     }
@@ -324,11 +338,17 @@ pub fn spawn_on(
         done: AtomicBool::new(false),
         joiner: SpinLock::new(None),
     });
-    let hint = SpawnHint {
-        cpu: cpu.or(Some(here)),
-        node: None,
-    };
-    irq_off(|| scheduler().spawn(ThreadRef(t.clone()), hint));
+    let r = ThreadRef(t.clone());
+    irq_off(|| match r.0.pin {
+        Some(pin) => place_pinned(pin, r),
+        None => scheduler().spawn(
+            r,
+            SpawnHint {
+                cpu: cpu.or(Some(here)),
+                node: None,
+            },
+        ),
+    });
     Ok(JoinHandle { thread: t })
 }
 
@@ -340,13 +360,7 @@ pub fn wake(t: Arc<Thread>) {
         .is_ok()
     {
         irq_off(|| match t.pin {
-            Some(pin) => scheduler().spawn(
-                ThreadRef(t),
-                SpawnHint {
-                    cpu: Some(pin),
-                    node: None,
-                },
-            ),
+            Some(pin) => place_pinned(pin, ThreadRef(t)),
             None => scheduler().wake(ThreadRef(t)),
         });
     }
@@ -476,7 +490,7 @@ extern "sysv64" fn loop_entry(_arg: usize) -> ! {
         if smpcall::poll(me) {
             continue;
         }
-        match sched.next_task(me.cpu) {
+        match take_pinned(me).or_else(|| sched.next_task(me.cpu)) {
             Some(t) if t.0.pin.is_some_and(|p| p != me.cpu) => forward_pinned(me, t),
             Some(t) => run(me, t),
             None => {
@@ -486,20 +500,44 @@ extern "sysv64" fn loop_entry(_arg: usize) -> ! {
     }
 }
 
-/// A pinned thread reached another CPU (a thief took it): send it back to its CPU's inbox.
+/// Makes pinned thread `t` runnable on `cpu`: on the caller's own CPU through manycore-sched's
+/// ring (a yield or wake there costs what any other does), from elsewhere through `cpu`'s pinned
+/// list and an unpark. Interrupts off.
 ///
 /// manycore-sched has no CPU affinity (its queues are stealable by design); the kernel keeps
-/// pinning for the checks and benchmarks that need two threads on one CPU.
+/// pinning for the checks and benchmarks that need threads on given CPUs. A pinned thread that a
+/// thief takes from the ring is forwarded here once ([`forward_pinned`]).
+fn place_pinned(cpu: usize, t: ThreadRef) {
+    if percpu::current().cpu == cpu {
+        scheduler().push_local(cpu, t);
+        return;
+    }
+    let target = &percpu::get(cpu).sched;
+    {
+        let mut q = target.pinned.lock();
+        q.push_back(t);
+        target.pinned_waiting.store(q.len(), Ordering::SeqCst);
+    }
+    KernelPlatform.unpark(cpu);
+}
+
+/// A pinned thread reached another CPU (a thief took it): send it to its CPU's pinned list.
 fn forward_pinned(me: &PerCpu, t: ThreadRef) {
     me.sched.pinned_forwards.fetch_add(1, Ordering::Relaxed);
-    let pin = t.0.pin;
-    scheduler().spawn(
-        t,
-        SpawnHint {
-            cpu: pin,
-            node: None,
-        },
-    );
+    if let Some(pin) = t.0.pin {
+        place_pinned(pin, t);
+    }
+}
+
+/// The next pinned thread placed on this CPU from elsewhere, if any. Owner, interrupts off.
+fn take_pinned(me: &PerCpu) -> Option<ThreadRef> {
+    if me.sched.pinned_waiting.load(Ordering::Acquire) == 0 {
+        return None;
+    }
+    let mut q = me.sched.pinned.lock();
+    let t = q.pop_front();
+    me.sched.pinned_waiting.store(q.len(), Ordering::SeqCst);
+    t
 }
 
 /// Switches into `t` (never returns: the loop's context is discarded).
@@ -597,7 +635,8 @@ fn on_timer(_frame: &mut trap::TrapFrame) {
     me.with_lapic(|l| l.eoi());
     // SAFETY: owner CPU, interrupts off (interrupt gate).
     let running = unsafe { (*me.sched.current.get()).is_some() };
-    if running && scheduler().queued() > 0 {
+    let waiting = scheduler().queued() > 0 || me.sched.pinned_waiting.load(Ordering::Relaxed) > 0;
+    if running && waiting {
         me.sched.preemptions.fetch_add(1, Ordering::Relaxed);
         schedule(Reason::Preempted);
     } else if running {
