@@ -56,9 +56,10 @@ pub fn rdtsc_ordered() -> u64 {
 
 /// Enables x87/SSE instructions on this CPU (CR0.MP on, CR0.EM and CR0.TS off, CR4.OSFXSR and
 /// CR4.OSXMMEXCPT on). The kernel itself is compiled without SSE (the `x86_64-unknown-none`
-/// target is soft-float); threads may use SSE through inline assembly, and the trap stubs save
-/// the whole FXSAVE area on every interrupt, so preemption preserves it. AVX stays off
-/// (CR4.OSXSAVE clear): `fxsave` covers all the state a thread can have.
+/// target is soft-float); threads may use SSE through inline assembly, and a timer preemption
+/// switches with manycore-sched's `switch_preempt`, which saves the FXSAVE area, so preemption
+/// preserves it. AVX stays off (CR4.OSXSAVE clear): `fxsave` covers all the state a thread can
+/// have.
 pub fn enable_sse() {
     // SAFETY: these bits only change which FPU/SSE instructions fault; nothing depends on the old
     // values, and `fninit` resets the x87 unit to a known state.
