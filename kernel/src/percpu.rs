@@ -48,6 +48,9 @@ pub struct PerCpu {
     /// A function (and argument) another CPU asked this one to run. Filled by the requesting
     /// CPU only when empty, taken by this CPU (see [`crate::smpcall`]).
     pub call: SpinLock<Option<CrossCall>>,
+    /// Whether `call` may hold something: set (SeqCst) by the requester after filling it, cleared
+    /// by this CPU before emptying it, so polling an empty slot takes no lock.
+    pub call_pending: AtomicBool,
     /// Scheduler state (see [`crate::thread`]).
     pub sched: crate::thread::CpuSched,
 }
@@ -122,6 +125,7 @@ pub fn create_all(
             timer_ticks: AtomicU64::new(0),
             wake_ipis: AtomicU64::new(0),
             call: SpinLock::new(None),
+            call_pending: AtomicBool::new(false),
             sched: crate::thread::CpuSched::new(),
         }));
         block.self_ptr = block as *const PerCpu;

@@ -3,10 +3,13 @@
 //! # Protocol
 //! 1. The caller waits (bounded) until the target's call slot is empty and fills it under the
 //!    slot's lock, so two callers never overwrite each other.
-//! 2. It sends the wake IPI. The target's idle loop empties the slot with interrupts off before it
-//!    halts, and halts with `sti; hlt`, so a call published after its check still interrupts the
-//!    halt: no lost wake-up.
+//! 2. It sets the target's `call_pending` flag (so polling an empty slot costs one load) and
+//!    sends the wake IPI. The target runs the call at its next thread switch or scheduler-loop
+//!    turn; its idle path checks the flag with interrupts off and halts with `sti; hlt`, so a call
+//!    published after the check still interrupts the halt: no lost wake-up.
 //! 3. The function reports completion itself (through atomics it shares with the caller).
+
+use core::sync::atomic::Ordering;
 
 use crate::arch::apic;
 use crate::percpu::{self, PerCpu};
@@ -34,6 +37,7 @@ pub fn run_on(cpu: usize, f: fn(usize), arg: usize) -> Result<(), &'static str> 
             let mut slot = target.call.lock();
             if slot.is_none() {
                 *slot = Some((f, arg));
+                target.call_pending.store(true, Ordering::SeqCst);
                 break;
             }
         }
@@ -48,6 +52,9 @@ pub fn run_on(cpu: usize, f: fn(usize), arg: usize) -> Result<(), &'static str> 
 
 /// Runs a pending call on this CPU, if any. Returns whether one ran.
 pub fn poll(me: &PerCpu) -> bool {
+    if !me.call_pending.swap(false, Ordering::AcqRel) {
+        return false;
+    }
     let call = me.call.lock().take();
     match call {
         Some((f, arg)) => {

@@ -148,7 +148,7 @@ impl Platform for KernelPlatform {
         debug_assert_eq!(me.cpu, cpu, "park is called by the CPU itself");
         if !me.sched.wake_token.swap(false, Ordering::AcqRel)
             && me.sched.pinned_waiting.load(Ordering::SeqCst) == 0
-            && me.call.lock().is_none()
+            && !me.call_pending.load(Ordering::SeqCst)
         {
             cpu::enable_interrupts_and_halt();
             cpu::interrupts_disable();
