@@ -244,9 +244,13 @@ impl<P: PageSource> Heap<P> {
         let bytes = NodeState::PAGES_BYTES;
         let pages = self.source.alloc_pages(bytes, PAGE_BYTES, os_node)?;
         let ns = pages.as_ptr().cast::<NodeState>();
-        // SAFETY: fresh pages we own, page-aligned (enough for NodeState's 128-byte alignment);
-        // an all-zero NodeState is valid (see `node`'s module doc).
-        unsafe { ptr::write_bytes(pages.as_ptr(), 0, bytes) };
+        // Fresh pages from a source that zeroes them are left untouched: a process that uses
+        // few classes then never faults in the rest of the node state.
+        if !self.source.zeroes_new_pages() {
+            // SAFETY: fresh pages we own, page-aligned (enough for NodeState's 128-byte
+            // alignment); an all-zero NodeState is valid (see `node`'s module doc).
+            unsafe { ptr::write_bytes(pages.as_ptr(), 0, bytes) };
+        }
         match self.nodes[node].compare_exchange(
             ptr::null_mut(),
             ns,

@@ -23,7 +23,7 @@ use crate::stats::{self, NodeCounters};
 use crate::sync::SpinLock;
 
 /// Freed segments a node keeps for reuse before giving them back to the page source.
-pub const SEGMENT_CACHE_MAX: usize = 4;
+pub const SEGMENT_CACHE_MAX: usize = 16;
 
 /// A class lock on its own cache lines (two, against adjacent-line prefetch).
 #[repr(align(128))]
