@@ -7,7 +7,7 @@
 //! | policy | victims | wake placement | models |
 //! |---|---|---|---|
 //! | [`TopologyPolicy`] (default) | steal tiers nearest first, random start inside a tier; remote tiers only after local ones fail, with a smaller batch and a threshold | last CPU if idle, else an idle CPU of its LLC, then node | manycore |
-//! | [`RandomPolicy`] | every other CPU in random order, no topology | the waker's CPU | Tokio, Go |
+//! | [`RandomPolicy`] | every other CPU in random order, no topology; one machine-wide injector | the waker's CPU | Tokio, Go |
 //! | [`NoStealPolicy`] | none | the task's last CPU, always | Seastar (shared-nothing) |
 //! | [`GlobalPolicy`] | none: one shared queue | the shared queue | a single run queue |
 
@@ -42,6 +42,13 @@ pub trait Policy: Send + Sync {
     /// Whether idle CPUs steal.
     fn steals(&self) -> bool {
         true
+    }
+
+    /// Whether the scheduler keeps one injector for the whole machine instead of one per node:
+    /// ring overflow, spawns and wakes from outside, and injector pops of every CPU all use
+    /// node 0's injector (Tokio's and Go's global run queue). Rings and stealing stay per CPU.
+    fn one_injector(&self) -> bool {
+        false
     }
 
     /// Calls `visit(victim, tier)` for each victim of `cpu`, in the order to try them, until
@@ -170,7 +177,9 @@ impl Policy for TopologyPolicy {
     }
 }
 
-/// Flat random victims, topology-blind (Tokio and Go steal this way).
+/// Flat random stealing, topology-blind, the way Tokio and Go schedule: uniformly random
+/// victims among all other CPUs and one global injector (no per-node queues that would keep
+/// overflow on its node), so it is the topology-unaware baseline the simulator compares against.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RandomPolicy;
 
@@ -206,6 +215,10 @@ impl Policy for RandomPolicy {
                 return;
             }
         }
+    }
+
+    fn one_injector(&self) -> bool {
+        true
     }
 
     fn wake_policy(&self) -> WakePolicy {
@@ -368,6 +381,71 @@ mod tests {
             remote_first > 25,
             "3/4 of CPUs are remote, so most first victims are: {remote_first}/50"
         );
+    }
+
+    /// Records which injector (node) each injector operation used.
+    #[derive(Default)]
+    struct InjectorLog(std::sync::Mutex<Vec<(Option<usize>, bool)>>);
+
+    impl crate::Observer for InjectorLog {
+        fn injector(&self, _cpu: usize, node: Option<usize>, push: bool, _count: usize) {
+            self.0.lock().unwrap().push((node, push));
+        }
+    }
+
+    struct Outside;
+
+    impl crate::Platform for Outside {
+        fn current_cpu(&self) -> Option<usize> {
+            None
+        }
+        fn now_ns(&self) -> u64 {
+            1
+        }
+        fn park(&self, _: usize, _: Option<u64>) {}
+        fn unpark(&self, _: usize) {}
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct Job;
+    impl crate::Task for Job {}
+
+    /// Injector traffic for a task spawned from outside for node 1 and then taken by CPU 8
+    /// (node 1): `(node pushed to, node popped from)`.
+    fn injector_nodes_of(policy: alloc::boxed::Box<dyn Policy>) -> Vec<(Option<usize>, bool)> {
+        let t = Topology::from_synthetic("pack:1 numa:2 core:8 pu:1").unwrap();
+        let s = crate::Scheduler::with(
+            t,
+            policy,
+            Outside,
+            InjectorLog::default(),
+            crate::Config::default(),
+        )
+        .unwrap();
+        s.spawn(
+            Job,
+            crate::SpawnHint {
+                cpu: None,
+                node: Some(1),
+            },
+        );
+        assert_eq!(s.next_task(8), Some(Job), "a CPU of node 1 finds the task");
+        s.observer().0.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn random_policy_uses_one_injector_for_the_machine() {
+        // Tokio and Go keep one global queue: a node hint does not make a per-node queue.
+        assert_eq!(
+            injector_nodes_of(alloc::boxed::Box::new(RandomPolicy)),
+            [(Some(0), true), (Some(0), false)]
+        );
+        // The topology policy keeps the task on its node's own injector.
+        assert_eq!(
+            injector_nodes_of(alloc::boxed::Box::new(TopologyPolicy::default())),
+            [(Some(1), true), (Some(1), false)]
+        );
+        assert!(RandomPolicy.one_injector() && !TopologyPolicy::default().one_injector());
     }
 
     #[test]
