@@ -10,6 +10,9 @@
 
 use crate::sync::{AtomicBool, AtomicU64, Ordering, SpinLock};
 
+/// `since` of a task put without a timestamp ([`NextSlot::put_unstamped`]).
+const UNSTAMPED: u64 = u64::MAX;
+
 /// A one-task slot, owner-filled, stealable after a grace period.
 pub struct NextSlot<T> {
     /// The task and the time (ns) it entered; written by the owner, taken by owner or thief.
@@ -45,6 +48,14 @@ impl<T> NextSlot<T> {
         })
     }
 
+    /// Owner: puts `task` without reading a clock (a clock read is a quarter of a spawn's cost
+    /// on some machines) and returns the task it displaced. The first thief to find it stamps
+    /// it with its own time (`steal`), and the grace period runs from that stamp: never earlier
+    /// than from the real entry, at most one probe interval later.
+    pub fn put_unstamped(&self, task: T) -> Option<T> {
+        self.put(task, UNSTAMPED)
+    }
+
     /// Owner: takes the task.
     pub fn take(&self) -> Option<T> {
         if !self.occupied.load(Ordering::Relaxed) {
@@ -56,16 +67,41 @@ impl<T> NextSlot<T> {
         })
     }
 
+    /// Owner: takes the task if `pred` accepts it (decided under the slot's lock, so no thief
+    /// takes it meanwhile).
+    pub fn take_if(&self, pred: impl FnOnce(&T) -> bool) -> Option<T> {
+        if !self.occupied.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.slot.with(|s| match s {
+            Some((t, _)) if pred(t) => {
+                self.occupied.store(false, Ordering::Relaxed);
+                s.take().map(|(t, _)| t)
+            }
+            _ => None,
+        })
+    }
+
     /// Thief: takes the task if it has waited at least `grace_ns`. Never waits for the lock.
+    ///
+    /// A task put with [`NextSlot::put_unstamped`] is stamped with `now_ns` by the first thief
+    /// that finds it (under the lock) and is not taken by that probe.
     pub fn steal(&self, now_ns: u64, grace_ns: u64) -> Option<T> {
         // Read-only pre-checks (may be stale; the locked check below decides).
-        if !self.occupied.load(Ordering::Relaxed)
-            || now_ns.saturating_sub(self.since_ns.load(Ordering::Relaxed)) < grace_ns
-        {
+        if !self.occupied.load(Ordering::Relaxed) {
+            return None;
+        }
+        let since = self.since_ns.load(Ordering::Relaxed);
+        if since != UNSTAMPED && now_ns.saturating_sub(since) < grace_ns {
             return None;
         }
         self.slot
             .try_with(|s| match s {
+                Some((_, since)) if *since == UNSTAMPED => {
+                    *since = now_ns;
+                    self.since_ns.store(now_ns, Ordering::Relaxed);
+                    None
+                }
                 Some((_, since)) if now_ns.saturating_sub(*since) >= grace_ns => {
                     self.occupied.store(false, Ordering::Relaxed);
                     s.take().map(|(t, _)| t)
@@ -77,10 +113,15 @@ impl<T> NextSlot<T> {
 
     /// When the task now in the slot entered it, `None` when the slot looks empty (a lock-free
     /// snapshot that may race with the owner; for idle CPUs choosing how long to sleep).
-    pub fn occupied_since_ns(&self) -> Option<u64> {
+    /// A task put unstamped and not yet probed by a thief reports `now_ns`: its grace period
+    /// cannot have started before.
+    pub fn occupied_since_ns(&self, now_ns: u64) -> Option<u64> {
         self.occupied
             .load(Ordering::Relaxed)
-            .then(|| self.since_ns.load(Ordering::Relaxed))
+            .then(|| match self.since_ns.load(Ordering::Relaxed) {
+                UNSTAMPED => now_ns,
+                since => since,
+            })
     }
 
     /// Whether a task waits in the slot (may race; for idle checks).
@@ -107,6 +148,34 @@ mod tests {
         );
         assert_eq!(s.take(), Some(3));
         assert!(!s.is_occupied());
+    }
+
+    /// An unstamped task is never taken by the probe that finds it: the grace period runs from
+    /// the first thief's look, so it cannot be cut short by a missing timestamp.
+    #[test]
+    fn unstamped_task_gets_its_grace_from_the_first_look() {
+        let s = NextSlot::default();
+        assert_eq!(s.put_unstamped(1), None);
+        assert_eq!(s.occupied_since_ns(5_000), Some(5_000));
+        assert_eq!(
+            s.steal(10_000, 1_000),
+            None,
+            "first look stamps, takes nothing"
+        );
+        assert_eq!(s.occupied_since_ns(99_999), Some(10_000));
+        assert_eq!(
+            s.steal(10_500, 1_000),
+            None,
+            "still within the grace period"
+        );
+        assert_eq!(s.steal(11_000, 1_000), Some(1));
+        assert_eq!(s.put_unstamped(2), None);
+        assert_eq!(
+            s.steal(50_000, 1_000),
+            None,
+            "a new occupant starts unstamped again"
+        );
+        assert_eq!(s.take(), Some(2));
     }
 }
 

@@ -76,6 +76,10 @@ impl Default for Config {
     }
 }
 
+/// Largest doubling of the grace period an idle CPU sleeps for a task in another CPU's next
+/// slot (2^8 x the 50 us default grace = 12.8 ms).
+const RECHECK_BACKOFF_MAX: u32 = 8;
+
 /// Where a spawned task should go.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SpawnHint {
@@ -94,6 +98,9 @@ struct Cpu<T> {
     tick: AtomicU32,
     /// Owner-only: consecutive next-slot runs.
     streak: AtomicU32,
+    /// Owner-only: timed sleeps in a row for a task in another CPU's next slot that ended with
+    /// nothing stolen (the sleep doubles each time, see `stranded_recheck_ns`).
+    recheck_backoff: AtomicU32,
     /// Stats mode: when the CPU's queues last became non-empty (0 = empty). Owner writes.
     waiting_since_ns: AtomicU64,
     counters: CpuCounters,
@@ -111,8 +118,6 @@ pub struct Scheduler<T, P, O = NoObserver> {
     policy: Box<dyn Policy>,
     /// `policy.shared_queue()`, read on every scheduling decision (cached: no virtual call).
     shared_queue: bool,
-    /// `policy.one_injector()`: every node's injector traffic goes to `injectors[0]` (cached).
-    one_injector: bool,
     platform: P,
     observer: O,
     config: Config,
@@ -180,6 +185,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
                 rng: Rng::new(config.seed, c),
                 tick: AtomicU32::new(0),
                 streak: AtomicU32::new(0),
+                recheck_backoff: AtomicU32::new(0),
                 waiting_since_ns: AtomicU64::new(0),
                 counters: CpuCounters::default(),
             })
@@ -201,7 +207,6 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             cpus,
             topo,
             shared_queue: policy.shared_queue(),
-            one_injector: policy.one_injector(),
             policy,
             platform,
             observer,
@@ -246,14 +251,8 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         self.shared_queue
     }
 
-    /// The injector serving `node`: its own, or the one machine-wide queue (`shared_queue` and
-    /// `one_injector` policies).
     fn node_injector(&self, node: usize) -> usize {
-        if self.shared() || self.one_injector {
-            0
-        } else {
-            node
-        }
+        if self.shared() { 0 } else { node }
     }
 
     fn mark_waiting(since: &AtomicU64, now: u64) {
@@ -339,7 +338,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             self.push_quiet(cpu, t);
         }
         if me.ring.len() < me.ring.capacity() / 2
-            && !self.injectors[self.node_injector(self.idle.node_of(cpu))].is_empty()
+            && !self.injectors[self.idle.node_of(cpu)].is_empty()
             && let Some(t) = self.pop_injector(cpu, self.idle.node_of(cpu))
         {
             self.push_quiet(cpu, t);
@@ -482,9 +481,11 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
 
     fn wake_local(&self, cpu: usize, task: T) {
         let me = &self.cpus[cpu];
-        add(&me.counters.wakes[WakeReason::Local.index()], 1);
+        // Only CPU `cpu`'s own thread wakes locally: its counter, no read-modify-write.
+        bump(&me.counters.wakes[WakeReason::Local.index()], 1);
         self.observer.placed(Some(cpu), cpu, WakeReason::Local);
-        if let Some(displaced) = me.next.put(task, self.platform.now_ns()) {
+        // No clock read on this path: the first thief to look stamps the task (see NextSlot).
+        if let Some(displaced) = me.next.put_unstamped(task) {
             self.push_local(cpu, displaced);
         } else if self.config.stats {
             Self::mark_waiting(&me.waiting_since_ns, self.platform.now_ns());
@@ -500,20 +501,29 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     }
 
     /// For `cpu`, about to sleep: the earliest moment a task now waiting in another CPU's next
-    /// slot becomes stealable (plus nothing: the steal checks the grace period itself), so a
-    /// sleeping CPU wakes to take a task its busy owner left there. `None` when no next slot
+    /// slot becomes stealable, so a sleeping CPU wakes to take a task its busy owner left there.
+    /// A task no thief has stamped yet counts from now; the CPU that wakes for it stamps it and
+    /// sleeps until then, so such a task waits at most about two grace periods. `None` when no next slot
     /// holds a task or the policy does not steal. Reads each CPU's slot without locking.
     pub fn stranded_recheck_ns(&self, cpu: usize) -> Option<u64> {
         if !self.policy.steals() || self.shared() {
             return None;
         }
+        let now = self.platform.now_ns();
         self.cpus
             .iter()
             .enumerate()
             .filter(|&(c, _)| c != cpu)
-            .filter_map(|(_, q)| q.next.occupied_since_ns())
+            .filter_map(|(_, q)| q.next.occupied_since_ns(now))
             .min()
-            .map(|since| since.saturating_add(self.config.next_slot_grace_ns))
+            .map(|since| {
+                // A busy neighbour whose next slot is occupied whenever we look (a spawn loop)
+                // is making progress: back off, so an idle CPU does not wake every grace
+                // period for nothing. The bound keeps the longest strand short.
+                let backoff = self.cpus[cpu].recheck_backoff.load(Ordering::Relaxed);
+                let wait = self.config.next_slot_grace_ns << backoff.min(RECHECK_BACKOFF_MAX);
+                since.saturating_add(wait)
+            })
     }
 
     fn wake_queued(&self, waker: Option<usize>, task: T) {
@@ -634,7 +644,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             // The streak is used up: the next-slot task waits its turn at the back of the ring.
             let mut overflow = Vec::new();
             if me.ring.push_overflow(t, &mut overflow) > 0 {
-                self.injectors[self.node_injector(node)].push_batch(&mut overflow);
+                self.injectors[node].push_batch(&mut overflow);
             }
         }
         me.streak.store(0, Ordering::Relaxed);
@@ -657,6 +667,16 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         found.map(|t| self.took(cpu, t))
     }
 
+    /// Owner: takes the task waiting in `cpu`'s next slot if `pred` accepts it; for a host that
+    /// runs it at once instead of through [`Scheduler::next_task`] (the runtime's join of a
+    /// child that has not started yet runs the child inline). Counted as a next-slot run.
+    pub fn take_next_if(&self, cpu: usize, pred: impl FnOnce(&T) -> bool) -> Option<T> {
+        let me = &self.cpus[cpu];
+        let t = me.next.take_if(pred)?;
+        bump(&me.counters.next_slot_runs, 1);
+        Some(self.took(cpu, t))
+    }
+
     fn took(&self, cpu: usize, t: T) -> T {
         if self.config.stats {
             let me = &self.cpus[cpu];
@@ -668,7 +688,6 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     }
 
     fn pop_injector(&self, cpu: usize, node: usize) -> Option<T> {
-        let node = self.node_injector(node);
         let inj = &self.injectors[node];
         let t = inj.pop_batch_into(&self.cpus[cpu].ring, self.config.injector_batch_max)?;
         bump(&self.cpus[cpu].counters.injector_pops, 1);
@@ -705,6 +724,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
                     return true;
                 }
                 if let Some(t) = v.next.steal(now, self.config.next_slot_grace_ns) {
+                    me.recheck_backoff.store(0, Ordering::Relaxed);
                     bump(&me.counters.next_slot_stolen, 1);
                     self.record_steal(cpu, victim, tier, 1);
                     found = Some(t);
@@ -714,7 +734,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
                 self.observer.steal(cpu, victim, tier, 0);
                 false
             });
-        if found.is_none() && self.policy.takes_remote_injectors() && !self.one_injector {
+        if found.is_none() && self.policy.takes_remote_injectors() {
             let node = self.idle.node_of(cpu);
             for &other in self.nodes_by_distance[node].iter() {
                 if let Some(t) = self.pop_injector(cpu, other) {
@@ -776,10 +796,15 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             return false;
         }
         // After announcing: a task left in a next slot before then is seen here.
-        let deadline_ns = match (deadline_ns, self.stranded_recheck_ns(cpu)) {
+        let recheck = self.stranded_recheck_ns(cpu);
+        let deadline_ns = match (deadline_ns, recheck) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        let backoff = &self.cpus[cpu].recheck_backoff;
+        if recheck.is_some() {
+            backoff.store(backoff.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
         self.platform.park(cpu, deadline_ns);
         self.finish_park(cpu);
         true

@@ -342,6 +342,13 @@ fn next_slot_is_bounded_and_stealable_after_grace() {
     let _ = s.next_task(1); // the ring task 2 (displaced) may be stolen here
     s.platform().now.fetch_add(1_000_000, Ordering::Relaxed);
     let mut got = Vec::new();
+    // A woken task is put without a timestamp: the thief's first look stamps it, and it is
+    // stealable a grace period after that look.
+    while let Some(j) = s.next_task(1) {
+        got.push(j.id);
+    }
+    assert!(!got.contains(&7), "not taken at the first look: {got:?}");
+    s.platform().now.fetch_add(1_000_000, Ordering::Relaxed);
     while let Some(j) = s.next_task(1) {
         got.push(j.id);
     }

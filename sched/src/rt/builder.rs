@@ -97,6 +97,8 @@ pub(crate) struct Shared {
     overflow: u8,
     /// Stats mode: CPU 0's worker samples the wasted-core checker.
     pub(crate) stats_sampler: bool,
+    /// Whether a join may run a child that has not started inline (`Builder::join_inline`).
+    pub(crate) join_inline: bool,
     last_sample_ns: AtomicUsize,
 }
 
@@ -170,6 +172,7 @@ pub struct Builder {
     overflow: OverflowAction,
     /// `None`: the default for the topology (see `stacks.rs`).
     stack_source: Option<RtSource>,
+    join_inline: bool,
 }
 
 impl Default for Builder {
@@ -184,6 +187,7 @@ impl Default for Builder {
             pin: true,
             overflow: OverflowAction::default(),
             stack_source: None,
+            join_inline: true,
         }
     }
 }
@@ -241,6 +245,17 @@ impl Builder {
         S::Stack: 'static,
     {
         self.stack_source = Some(RtSource::custom(source));
+        self
+    }
+
+    /// Whether [`JoinHandle::join`] from a task may run the child inline when the child has not
+    /// started and waits in the joiner's CPU's next slot (default true). The child then runs on
+    /// the joiner's stack, as the joiner, at the moment it would have run anyway (the next slot
+    /// runs as soon as the joiner blocks), without a stack, a switch or a wake: see
+    /// [`JoinHandle::join`] for what a child run inline observes. `false` makes every child run
+    /// as its own task (what the benchmarks' `spawn_join.manycore_switched` row measures).
+    pub fn join_inline(mut self, inline: bool) -> Builder {
+        self.join_inline = inline;
         self
     }
 
@@ -316,6 +331,7 @@ impl Builder {
             pin_os: self.pin.then_some(os),
             overflow: action_code(self.overflow),
             stats_sampler: stats,
+            join_inline: self.join_inline,
             last_sample_ns: AtomicUsize::new(0),
         });
         shared

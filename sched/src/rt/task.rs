@@ -327,10 +327,24 @@ pub struct JoinHandle<R> {
 
 impl<R: Send + 'static> JoinHandle<R> {
     /// The task's value, or why there is none. From a task, the calling task blocks (its worker
-    /// runs other tasks); from any other thread, the thread blocks.
+    /// runs other tasks); from any other thread, the thread blocks. A finished task's value is
+    /// returned at once, without blocking.
+    ///
+    /// **Inline joins.** When a task joins a child that has not started and still waits in the
+    /// joiner's CPU's next slot (a child spawned from this task with no placement hint, joined
+    /// before anything else ran), the joiner runs the child's closure itself, on its own stack,
+    /// at the moment the child would have run anyway (unless the runtime was built with
+    /// [`Builder::join_inline(false)`](super::Builder::join_inline), or less than half of the
+    /// joiner's stack is left). The child's result, panic included, is returned as usual. What
+    /// the child observes differs from running as its own task: [`current_name`](super::current_name)
+    /// and [`current_waker`](super::current_waker) are the joiner's, a yield or block in the
+    /// child yields or blocks the joiner, and a stack overflow in the child is reported as the
+    /// joiner's (and abandons it).
     pub fn join(self) -> Result<R, JoinError> {
         let hdr = &self.task.hdr;
-        if hdr.join_state.load(Ordering::Acquire) != JOIN_DONE {
+        if hdr.join_state.load(Ordering::Acquire) != JOIN_DONE
+            && !super::worker::run_child_inline(hdr)
+        {
             let w = Waiter::current();
             // SAFETY: the JoinHandle is the only joiner (join consumes it), and the finisher
             // touches the cell only after seeing JOIN_WAITING, which we publish below.

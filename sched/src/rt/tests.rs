@@ -275,6 +275,8 @@ fn custom_stack_source_supplies_every_stack_and_is_recycled() {
     let cpus_seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let rt = Builder::new()
         .cpus([first].into_iter().collect())
+        // Every child on a stack of its own (no inline joins), so the pool is exercised.
+        .join_inline(false)
         .stack_source(CountingSource {
             made: made.clone(),
             cpus_seen: cpus_seen.clone(),
@@ -322,4 +324,86 @@ fn default_stack_source_follows_the_node_count() {
         assert_eq!(rt.stack_source_name(), "mmap+mbind");
         rt.shutdown();
     }
+}
+
+/// A child joined before it started runs inline, as the joiner (it sees the joiner's name);
+/// with `join_inline(false)` it runs as its own task (its own name). Either way its value, and
+/// its panic, come back through the join, and a child that blocks still finishes.
+#[test]
+fn join_runs_an_unstarted_child_inline_unless_told_not_to() {
+    for inline in [true, false] {
+        let host = Topology::host().unwrap();
+        let first = host.pu(0).os_index as usize;
+        let rt = Builder::new()
+            .cpus([first].into_iter().collect())
+            .join_inline(inline)
+            .build()
+            .unwrap();
+        let (seen, panicked, blocked) = rt
+            .spawn_with("parent", SpawnHint::default(), || {
+                let seen = spawn_named("child", SpawnHint::default(), current_name)
+                    .unwrap()
+                    .join()
+                    .unwrap();
+                let panicked = spawn(|| -> u32 { panic!("child boom") })
+                    .unwrap()
+                    .join()
+                    .unwrap_err();
+                // A child that blocks on an event another task sets.
+                let ev = Arc::new(Event::new());
+                let ev2 = ev.clone();
+                let child = spawn(move || {
+                    ev2.wait();
+                    7
+                })
+                .unwrap();
+                let setter = spawn_named(
+                    "setter",
+                    SpawnHint {
+                        cpu: Some(0),
+                        node: None,
+                    },
+                    {
+                        let ev = ev.clone();
+                        move || ev.set()
+                    },
+                )
+                .unwrap();
+                let blocked = child.join().unwrap();
+                setter.join().unwrap();
+                (seen, panicked, blocked)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let expected = if inline { "parent" } else { "child" };
+        assert_eq!(seen, expected, "join_inline({inline})");
+        assert!(panicked.is_panic(), "{panicked}");
+        assert_eq!(panicked.panic_message(), Some("child boom"));
+        assert_eq!(blocked, 7);
+        assert_eq!(rt.live_tasks(), 0, "every child unregistered");
+        rt.shutdown();
+    }
+}
+
+/// A child that already started is never run inline (it has a stack and a context of its
+/// own): the joiner waits for it as usual.
+#[test]
+fn join_of_a_started_child_waits_for_it() {
+    let rt = one_cpu_runtime();
+    let v = rt
+        .spawn_with("parent", SpawnHint::default(), || {
+            let h = spawn_named("child", SpawnHint::default(), || {
+                yield_now();
+                current_name()
+            })
+            .unwrap();
+            yield_now(); // the child starts, then yields back to the ring
+            h.join().unwrap()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(v, "child");
+    rt.shutdown();
 }

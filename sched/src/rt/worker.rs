@@ -138,6 +138,50 @@ pub fn yield_now() {
     suspend_running(hdr);
 }
 
+/// From a task joining `child`: if `child` has not started and waits in this CPU's next slot,
+/// takes it and runs it to completion right here, on the joiner's stack, and returns true (its
+/// result is then stored and its join state DONE). Returns false, touching nothing, when the
+/// runtime runs joins the ordinary way, the caller is not a task, the child is elsewhere or has
+/// started, or less than half of the joiner's stack is left (a child expects a stack of its own).
+pub(crate) fn run_child_inline(child: &Header) -> bool {
+    let Some(w) = current_worker() else {
+        return false;
+    };
+    let shared = w.shared();
+    let t = w.current.get();
+    if t.is_null() || !shared.join_inline {
+        return false;
+    }
+    // SAFETY: as in `current_header`: the running task's TaskRef, held by the loop.
+    let me = unsafe { (*t).hdr() };
+    let probe = 0u8;
+    let sp = &raw const probe as usize;
+    let room_bytes = sp.saturating_sub(me.guard_hi.load(Ordering::Relaxed));
+    if room_bytes < shared.stack_bytes() / 2 {
+        return false;
+    }
+    let Some(task) = shared.sched.take_next_if(w.cpu, |c| {
+        // SAFETY: the task sits in this CPU's next slot and we hold the slot's lock, so no
+        // worker runs it or touches its context; a context is written only by the worker
+        // holding the task, before it queues the task (the lock orders that write before us).
+        core::ptr::eq(c.hdr(), child) && !unsafe { (*c.hdr().ctx.get()).is_initialized() }
+    }) else {
+        return false;
+    };
+    // From here on `w` and `shared` are not used: the child may block or yield, and the joiner
+    // (running the child) may resume on another worker.
+    let hdr = task.hdr();
+    // We hold the task exclusively (taken from the slot, never started): its body runs once.
+    task.0.body.run(&hdr.name);
+    hdr.state.store(DONE, Ordering::Release);
+    let w = current_worker().unwrap_or_else(|| unreachable!("a task runs on a worker"));
+    let shared = w.shared();
+    // No stack was attached. Unregister first, as `finish` does.
+    shared.unregister(&task);
+    mark_joinable(hdr);
+    true
+}
+
 /// The running task's name (empty outside tasks and for unnamed tasks).
 pub fn current_name() -> String {
     current_header()
