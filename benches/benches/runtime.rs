@@ -5,6 +5,9 @@
 //!
 //! Every manycore and tokio figure is timed inside one of the runtime's own tasks
 //! (`iter_custom`), so building runtimes and spawning the measuring task is never counted.
+//! Placement matches `manycore bench`: one-CPU runtimes and the tokio current-thread runtime on
+//! the host's first CPU, two-CPU rows on the first and last; the main thread's pin is undone
+//! after the rows that need it, so later runtimes' threads do not inherit it.
 //! Units: per yield; per one-way handoff (`pingpong/*`, round trip halved); per spawn+join.
 
 use std::hint::black_box;
@@ -32,6 +35,31 @@ fn pin(os_cpu: usize) {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(os_cpu, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Pins the calling thread (the benchmark's main thread) for as long as it lives, then restores
+/// its affinity, as `manycore bench`'s `Pin` does: a pin left behind would be inherited by
+/// threads created later (tokio's workers in `spawn_join`, which then all shared one CPU).
+struct PinGuard(libc::cpu_set_t);
+
+impl PinGuard {
+    fn to(os_cpu: usize) -> PinGuard {
+        // SAFETY: a zeroed cpu_set_t is a valid empty set; the call writes this set only.
+        let saved = unsafe {
+            let mut saved: libc::cpu_set_t = std::mem::zeroed();
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut saved);
+            saved
+        };
+        pin(os_cpu);
+        PinGuard(saved)
+    }
+}
+
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask read in `to`.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &self.0) };
     }
 }
 
@@ -80,6 +108,9 @@ fn yields(c: &mut Criterion) {
     }
     rt.shutdown();
 
+    // As `manycore bench`: the current-thread runtime runs on the calling thread, pinned to the
+    // same CPU as the manycore row's worker.
+    let pin_guard = PinGuard::to(os0);
     let tokio_rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("tokio");
@@ -115,12 +146,12 @@ fn yields(c: &mut Criterion) {
         })
     });
     g.bench_function("os_sched_yield", |b| {
-        pin(os0);
         b.iter(|| {
             // SAFETY: sched_yield has no preconditions.
             unsafe { libc::sched_yield() }
         })
     });
+    drop(pin_guard);
     g.finish();
 }
 
@@ -285,29 +316,35 @@ fn pingpong(c: &mut Criterion) {
 fn spawn_join(c: &mut Criterion) {
     let (os0, os1) = host_cpus();
     let mut g = c.benchmark_group("spawn_join");
-    let rt = Builder::new()
-        .cpus([os0, os1].into_iter().collect())
-        .build()
-        .expect("runtime");
-    // Warm the stack pool once, as the goal states ("stacks warm in the pool").
-    rt.spawn(|| rt::spawn(|| ()).expect("in a task").join().expect("child"))
-        .join()
-        .expect("warm-up");
-    g.bench_function("manycore", |b| {
-        b.iter_custom(|iters| {
-            rt.spawn(move || {
-                let t = Instant::now();
-                for i in 0..iters {
-                    let h = rt::spawn(move || black_box(i)).expect("in a task");
-                    black_box(h.join().expect("child"));
-                }
-                t.elapsed()
-            })
+    // `manycore`: the default runtime (a join runs a child that has not started inline);
+    // `manycore_switched`: `join_inline(false)`, every child on its own stack after a switch.
+    // The same two rows as `manycore bench`.
+    for (name, inline) in [("manycore", true), ("manycore_switched", false)] {
+        let rt = Builder::new()
+            .cpus([os0, os1].into_iter().collect())
+            .join_inline(inline)
+            .build()
+            .expect("runtime");
+        // Warm the stack pool once, as the goal states ("stacks warm in the pool").
+        rt.spawn(|| rt::spawn(|| ()).expect("in a task").join().expect("child"))
             .join()
-            .expect("measuring task")
-        })
-    });
-    rt.shutdown();
+            .expect("warm-up");
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                rt.spawn(move || {
+                    let t = Instant::now();
+                    for i in 0..iters {
+                        let h = rt::spawn(move || black_box(i)).expect("in a task");
+                        black_box(h.join().expect("child"));
+                    }
+                    t.elapsed()
+                })
+                .join()
+                .expect("measuring task")
+            })
+        });
+        rt.shutdown();
+    }
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()

@@ -15,6 +15,10 @@
 //!   tasks.
 //! - **Units**: nanoseconds per one-way switch (`switch.*`, `pingpong.*`), per yield, per
 //!   spawn+join.
+//! - **Spawn+join, two rows**: `spawn_join.manycore` is the runtime as built by default, where a
+//!   join of a child that has not started runs it inline on the joiner's stack
+//!   (`Builder::join_inline`); `spawn_join.manycore_switched` turns that off, so every child gets
+//!   a stack of its own and runs after a switch, as a tokio child does.
 //!
 //! On a shared VM, compare rows of one run, not runs.
 
@@ -62,7 +66,7 @@ struct Row {
 }
 
 /// Row names, in report order.
-const ROWS: [&str; 12] = [
+const ROWS: [&str; 13] = [
     "switch.raw",
     "switch.corosensei",
     "yield.manycore",
@@ -74,6 +78,7 @@ const ROWS: [&str; 12] = [
     "pingpong.cross_core.os_futex",
     "pingpong.cross_core.tokio",
     "spawn_join.manycore",
+    "spawn_join.manycore_switched",
     "spawn_join.tokio",
 ];
 
@@ -133,7 +138,8 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, String> {
             }),
             "pingpong.cross_core.os_futex" => rows::os_futex_pingpong(&c, (os0, os1), 25),
             "pingpong.cross_core.tokio" => rows::tokio_pingpong_cross(&c),
-            "spawn_join.manycore" => rows::manycore_spawn_join(&c),
+            "spawn_join.manycore" => rows::manycore_spawn_join(&c, true),
+            "spawn_join.manycore_switched" => rows::manycore_spawn_join(&c, false),
             "spawn_join.tokio" => rows::tokio_spawn_join(&c),
             other => unreachable!("row {other} is listed but not measured"),
         }
