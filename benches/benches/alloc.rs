@@ -21,7 +21,8 @@
 //! Interleaved medians: the multi-threaded workloads last milliseconds and are dominated by
 //! thread creation and by whatever else the (shared, 2-vCPU) machine runs, so criterion's
 //! per-function samples, taken minutes apart for the four allocators, drift with the load.
-//! After criterion, each workload runs [`MT_ROUNDS_DEFAULT`] rounds (`ALLOC_BENCH_ROUNDS`); a
+//! After criterion, each workload runs as many rounds as fit in [`MT_BUDGET_SECS`] (at least
+//! [`MT_ROUNDS_MIN`], at most [`MT_ROUNDS_MAX`]; `ALLOC_BENCH_ROUNDS` fixes the number); a
 //! round times one run of every allocator back to back, in an order rotated every round. The
 //! table gives each allocator's median time, the ratio of medians to mimalloc, and the median
 //! of the per-round ratios (manycore / mimalloc of the same round: load changes between rounds
@@ -30,7 +31,8 @@
 //! Run: `cargo bench -p manycore-benches --bench alloc` (criterion filters work as usual; the
 //! median and RSS tables are printed at the end; `ALLOC_BENCH_NO_RSS=1` skips the RSS table,
 //! `ALLOC_BENCH_RSS_ONLY=1` prints only it, `ALLOC_BENCH_MEDIANS_ONLY=1` only the median
-//! table, `ALLOC_BENCH_NO_MEDIANS=1` skips it). Profiling: `ALLOC_BENCH_REPEAT=workload:allocator:runs` runs one workload that many
+//! table, `ALLOC_BENCH_NO_MEDIANS=1` skips it, `ALLOC_BENCH_WORKLOADS=xmalloc,mstress` limits
+//! it to those workloads). Profiling: `ALLOC_BENCH_REPEAT=workload:allocator:runs` runs one workload that many
 //! times and exits (for `perf record`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -365,8 +367,14 @@ fn peak_rss_table() {
     }
 }
 
-/// Rounds of the interleaved median table (override: `ALLOC_BENCH_ROUNDS`).
-const MT_ROUNDS_DEFAULT: usize = 31;
+/// Seconds of timed rounds per workload in the interleaved median table. The workloads last
+/// milliseconds, comparable to the scheduler's time slice, so one run's time depends on what
+/// else the machine ran then: many rounds are needed for a stable median.
+const MT_BUDGET_SECS: f64 = 8.0;
+/// Fewest rounds per workload (mstress with jemalloc and glibc takes ~0.5 s a round).
+const MT_ROUNDS_MIN: usize = 31;
+/// Most rounds per workload.
+const MT_ROUNDS_MAX: usize = 301;
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -379,27 +387,38 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn interleaved_medians_table() {
-    let rounds = match std::env::var("ALLOC_BENCH_ROUNDS") {
-        Ok(v) => v
-            .parse::<usize>()
+    let fixed_rounds = std::env::var("ALLOC_BENCH_ROUNDS").ok().map(|v| {
+        v.parse::<usize>()
             .ok()
             .filter(|&n| n > 0)
-            .unwrap_or_else(|| panic!("ALLOC_BENCH_ROUNDS={v:?}: expected a positive integer")),
-        Err(_) => MT_ROUNDS_DEFAULT,
-    };
+            .unwrap_or_else(|| panic!("ALLOC_BENCH_ROUNDS={v:?}: expected a positive integer"))
+    });
     println!(
-        "\nmulti-threaded workloads, {rounds} interleaved rounds (one run of each allocator per round, order rotated)"
+        "\nmulti-threaded workloads, interleaved rounds (one run of each allocator per round, order rotated; {MT_BUDGET_SECS} s per workload, {MT_ROUNDS_MIN}..={MT_ROUNDS_MAX} rounds)"
     );
     println!(
-        "| workload | allocator | median ms | min ms | max ms | ratio of medians to mimalloc | median of per-round ratios |"
+        "| workload | rounds | allocator | median ms | min ms | max ms | ratio of medians to mimalloc | median of per-round ratios |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     let mi_index = ALLOCATORS.iter().position(|&a| a == "mimalloc").unwrap();
+    let only = std::env::var("ALLOC_BENCH_WORKLOADS").ok();
     for w in WORKLOADS {
-        // One untimed run of each first: thread stacks, first segments, lazy initialization.
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|x| x == w))
+        {
+            continue;
+        }
+        // One untimed round first (thread stacks, first segments, lazy initialization); its
+        // length sets the number of rounds.
+        let warm = std::time::Instant::now();
         for a in ALLOCATORS {
             run_named(w, a);
         }
+        let round_secs = warm.elapsed().as_secs_f64();
+        let rounds = fixed_rounds.unwrap_or_else(|| {
+            ((MT_BUDGET_SECS / round_secs) as usize).clamp(MT_ROUNDS_MIN, MT_ROUNDS_MAX)
+        });
         let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); ALLOCATORS.len()];
         for round in 0..rounds {
             for k in 0..ALLOCATORS.len() {
@@ -419,7 +438,7 @@ fn interleaved_medians_table() {
             let mut ts = times[i].clone();
             let med = median(&mut ts);
             println!(
-                "| {w} | {a} | {med:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                "| {w} | {rounds} | {a} | {med:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
                 ts[0],
                 ts[ts.len() - 1],
                 med / mi_median,
