@@ -142,6 +142,8 @@ struct Env<'a> {
     free: Vec<u32>,
     live: u64,
     peak_live: u64,
+    /// Tasks in state `Runnable` (queued in the scheduler).
+    runnable: u64,
     next_serial: u64,
     cpus: Vec<Cpu>,
     /// Overhead accumulated by the CPU currently acting (`acting`), charged before its next
@@ -181,6 +183,7 @@ impl Env<'_> {
         t.ready_ns = now;
         t.epoch = t.epoch.wrapping_add(1);
         let epoch = t.epoch;
+        self.runnable += 1;
         self.wasted.enqueued(now, task, epoch);
     }
 
@@ -191,6 +194,7 @@ impl Env<'_> {
             TaskState::Runnable,
             "the scheduler returned a task that is not runnable"
         );
+        self.runnable -= 1;
         t.epoch = t.epoch.wrapping_add(1);
         if t.overdue {
             t.overdue = false;
@@ -289,6 +293,10 @@ impl SimPlatform for Env<'_> {
             return;
         }
         self.wake_cpu(from, cpu);
+    }
+
+    fn runnable(&self) -> u64 {
+        self.runnable
     }
 
     fn trace_steal(&mut self, thief: usize, victim: usize, n: usize, tier: TierKind) {
@@ -442,6 +450,15 @@ fn dispatch(env: &mut Env, sched: &mut dyn SchedCore, cpu: usize) {
         env.stats.sched_events += 1;
         if sched.park(env, cpu) {
             go_idle(env, cpu, true);
+            if let Some(deadline) = sched.park_deadline(env, cpu) {
+                // The platform's park ends at the deadline if nobody unparks the CPU first (a
+                // claim bumps the generation, so this event is then dropped).
+                let c = &env.cpus[cpu];
+                let at = deadline.max(c.search_until_ns).max(env.q.now_ns() + 1);
+                env.stats.timed_wakes += 1;
+                env.q
+                    .push(at, EventKind::CpuUnpark, cpu as u32, c.generation);
+            }
             return;
         }
     }
@@ -528,6 +545,7 @@ pub fn run(
         free: Vec::new(),
         live: 0,
         peak_live: 0,
+        runnable: 0,
         next_serial: 0,
         cpus: vec![
             Cpu {
@@ -636,7 +654,9 @@ pub fn run(
                 }
             }
             EventKind::CpuUnpark => {
-                if env.cpus[cpu].generation == ev.tag && env.cpus[cpu].state == CpuState::Waking {
+                // Waking: unparked (or retrying a search). Parked with the same generation: its
+                // timed park ended with nobody having claimed it.
+                if env.cpus[cpu].generation == ev.tag && env.cpus[cpu].state != CpuState::Running {
                     env.acting = cpu;
                     if std::mem::take(&mut env.cpus[cpu].asleep) {
                         sched.unparked(&mut env, cpu);

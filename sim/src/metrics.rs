@@ -172,6 +172,10 @@ pub struct Stats {
     pub stolen_tasks: [u64; 5],
     /// Failed steal probes.
     pub failed_probes: u64,
+    /// Searches made while every queue was empty (priced without walking the victims again).
+    pub futile_searches: u64,
+    /// Parks that set a timed wake-up (the scheduler's `stranded_recheck_ns`).
+    pub timed_wakes: u64,
     /// Injector operations.
     pub injector_ops: u64,
     /// Time injector operations spent waiting for the queue (contention).

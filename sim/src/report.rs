@@ -82,6 +82,10 @@ pub struct Details {
     pub cold_cache_fraction: f64,
     /// Failed steal probes.
     pub failed_probes: u64,
+    /// Searches for work made while every queue of the machine was empty (all failed).
+    pub futile_searches: u64,
+    /// Parks with a timed wake-up (a task waited in a busy CPU's next slot).
+    pub timed_wakes: u64,
     /// Injector operations.
     pub injector_ops: u64,
     /// Time spent waiting for a busy shared queue / (CPUs × makespan).
@@ -184,6 +188,8 @@ impl PolicyReport {
                 overhead_fraction: ratio(s.overhead_ns as f64, capacity),
                 cold_cache_fraction: ratio(s.cold_ns as f64, s.busy_ns as f64),
                 failed_probes: s.failed_probes,
+                futile_searches: s.futile_searches,
+                timed_wakes: s.timed_wakes,
                 injector_ops: s.injector_ops,
                 queue_contention_fraction: ratio(s.injector_wait_ns as f64, capacity),
                 unparks: s.unparks,

@@ -12,7 +12,8 @@
 //!   acting for, `now_ns` the virtual clock, `unpark(cpu)` is logged and turned by the engine into
 //!   a wake-up event after the cost model's unpark latency. `park` is never called: the engine
 //!   parks a virtual CPU itself with the scheduler's two halves, `prepare_park` (announce, re-check)
-//!   and `finish_park` (after the wake-up), as the crate documents for hosts whose park cannot block.
+//!   and `finish_park` (after the wake-up), as the crate documents for hosts whose park cannot block,
+//!   and, like `Scheduler::park`, sleeps at most until `stranded_recheck_ns` (a timed wake-up).
 //! - [`SimObs`] is the scheduler's `Observer`: every steal probe, steal, injector operation and
 //!   placement is priced with the cost model as it happens (shared queues serve one operation at
 //!   a time, so contention costs waiting) and counted.
@@ -49,6 +50,9 @@ pub trait SimPlatform {
     fn unpark(&mut self, from: usize, cpu: usize);
     /// A steal happened (for the schedule trace).
     fn trace_steal(&mut self, thief: usize, victim: usize, n: usize, tier: TierKind);
+    /// Tasks runnable and not running: queued somewhere in the scheduler (ring, next slot,
+    /// inbox or injector). Zero means every queue of the scheduler is empty.
+    fn runnable(&self) -> u64;
 }
 
 /// A scheduler the engine can drive (one per run; single-threaded, deterministic).
@@ -66,6 +70,10 @@ pub trait SchedCore {
     /// `cpu` found nothing: announce sleep and re-check. `true`: it sleeps until unparked;
     /// `false`: work appeared, ask [`SchedCore::next`] again.
     fn park(&mut self, p: &mut dyn SimPlatform, cpu: usize) -> bool;
+    /// After [`SchedCore::park`] said sleep: the latest virtual time `cpu` should sleep until
+    /// when nobody unparks it (the scheduler's `stranded_recheck_ns`: a task waiting in a busy
+    /// CPU's next slot becomes stealable then), or `None`.
+    fn park_deadline(&mut self, p: &mut dyn SimPlatform, cpu: usize) -> Option<u64>;
     /// `cpu` woke up (unparked, or woken by the host).
     fn unparked(&mut self, p: &mut dyn SimPlatform, cpu: usize);
     /// Period of [`SchedCore::tick`], for policies that balance on a timer.
@@ -158,6 +166,8 @@ struct ObsState {
     steals: [AtomicU64; 5],
     stolen: [AtomicU64; 5],
     failed_probes: AtomicU64,
+    /// `next_task` calls answered by [`RealSched::futile_search`] (every queue empty).
+    futile_searches: AtomicU64,
     injector_ops: AtomicU64,
     injector_wait_ns: AtomicU64,
     /// Steals to report to the trace (only when tracing).
@@ -228,15 +238,84 @@ impl Observer for SimObs {
     }
 }
 
+impl ObsState {
+    fn new(machine: &Machine, cost: &CostModel, plat: Arc<PlatState>, trace: bool) -> ObsState {
+        ObsState {
+            machine: machine.clone(),
+            cost: cost.clone(),
+            plat,
+            pending_ns: AtomicU64::new(0),
+            local_steal_ns: [Distance::Smt, Distance::L2, Distance::Llc, Distance::Node]
+                .map(|d| (cost.steal_attempt.at(d), cost.steal_per_task.at(d))),
+            remote_steal_ns: (0..machine.nodes() * machine.nodes())
+                .map(|i| {
+                    let d = machine.node_distance(i / machine.nodes(), i % machine.nodes());
+                    (cost.steal_attempt.at(d), cost.steal_per_task.at(d))
+                })
+                .collect(),
+            queue_free_ns: (0..machine.nodes().max(1))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            steals: Default::default(),
+            stolen: Default::default(),
+            failed_probes: AtomicU64::new(0),
+            futile_searches: AtomicU64::new(0),
+            injector_ops: AtomicU64::new(0),
+            injector_wait_ns: AtomicU64::new(0),
+            trace: trace.then(|| Mutex::new(Vec::new())),
+        }
+    }
+}
+
 /// `manycore-sched`'s scheduler on virtual CPUs.
 pub struct RealSched {
     sched: Scheduler<SimTask, SimPlat, SimObs>,
     plat: Arc<PlatState>,
     obs: Arc<ObsState>,
     tick_ns: Option<u64>,
+    /// Per CPU: (price in ns, probes) of a search that finds every queue empty, computed on
+    /// first use from a second instance of the same policy (see [`RealSched::futile_search`]).
+    futile: Vec<Option<(u64, u64)>>,
+    /// The same policy as the scheduler's, for walking victim orders without the scheduler.
+    policy: Box<dyn Policy>,
+    /// Whether `policy` searches at all (steals, not one shared queue).
+    searches: bool,
 }
 
 impl RealSched {
+    /// What `next_task` on `cpu` costs when every queue of the scheduler is empty, and how many
+    /// probes it makes: `(price_ns, probes)`.
+    ///
+    /// With nothing queued anywhere, `Scheduler::next_task` finds its own queues empty, becomes
+    /// a searcher (always admitted: in the simulator no other search is under way, each one
+    /// begins and ends inside one call), probes each victim the policy names (every probe fails:
+    /// rings, inboxes and next slots are all empty; the observer prices each at the thief-victim
+    /// distance's `steal_attempt`), finds every injector empty (not priced: nothing is popped),
+    /// stops searching without finding anything (no `notify`) and returns `None`. Policies that
+    /// do not steal, and one shared queue, return `None` at no cost.
+    ///
+    /// The price does not depend on the order the policy's PRNG picks: every policy here visits a
+    /// fixed set of victims, or (`topology`'s bounded remote probes) a random subset of a tier
+    /// whose CPUs all sit at the same distance, so the same price. The unit test
+    /// `futile_search_price_does_not_depend_on_the_rng` checks it on every preset and policy.
+    /// What the shortcut does not reproduce: the skipped call does not advance the scheduler's
+    /// per-CPU PRNG and decision counter (`tick`), so later random victim starts and the timing
+    /// of the periodic inbox check shift; the schedule stays a schedule the real scheduler makes.
+    fn futile_search(&mut self, cpu: usize) -> (u64, u64) {
+        if let Some(f) = self.futile[cpu] {
+            return f;
+        }
+        let f = futile_search_walk(
+            &*self.policy,
+            self.searches,
+            &self.obs,
+            cpu,
+            &manycore_sched::rng::Rng::new(0, cpu),
+        );
+        self.futile[cpu] = Some(f);
+        f
+    }
+
     fn handle(p: &dyn SimPlatform, task: u32) -> SimTask {
         SimTask {
             id: task,
@@ -312,6 +391,15 @@ impl SchedCore for RealSched {
     }
 
     fn next(&mut self, p: &mut dyn SimPlatform, cpu: usize) -> Option<u32> {
+        if p.runnable() == 0 {
+            // Every queue is empty: the call would search in vain (see `futile_search`). Its
+            // price and probe count are known; the O(victims) walk is not repeated.
+            let (ns, probes) = self.futile_search(cpu);
+            p.charge(ns);
+            add(&self.obs.failed_probes, probes);
+            add(&self.obs.futile_searches, 1);
+            return None;
+        }
         self.enter(p, Some(cpu));
         let t = self.sched.next_task(cpu);
         self.leave(p, cpu);
@@ -323,6 +411,13 @@ impl SchedCore for RealSched {
         let sleeps = self.sched.prepare_park(cpu);
         self.leave(p, cpu);
         sleeps
+    }
+
+    fn park_deadline(&mut self, p: &mut dyn SimPlatform, cpu: usize) -> Option<u64> {
+        self.enter(p, Some(cpu));
+        let d = self.sched.stranded_recheck_ns(cpu);
+        self.leave(p, cpu);
+        d
     }
 
     fn unparked(&mut self, p: &mut dyn SimPlatform, cpu: usize) {
@@ -368,6 +463,7 @@ impl SchedCore for RealSched {
             stats.stolen_tasks[i] += o.stolen[i].load(Ordering::Relaxed);
         }
         stats.failed_probes += o.failed_probes.load(Ordering::Relaxed);
+        stats.futile_searches += o.futile_searches.load(Ordering::Relaxed);
         stats.injector_ops += o.injector_ops.load(Ordering::Relaxed);
         stats.injector_wait_ns += u128::from(o.injector_wait_ns.load(Ordering::Relaxed));
         stats.sched_wasted_core_ns = self.sched.counters().wasted_core_ns;
@@ -384,44 +480,16 @@ pub fn build(
     wasted_threshold_ns: u64,
     trace: bool,
 ) -> Result<Box<dyn SchedCore>, String> {
-    let pol: Box<dyn Policy> = match policy {
-        "linux" => Box::new(crate::linux::LinuxPolicy::new(machine.topo())),
-        other => manycore_sched::policy::by_name(other).ok_or_else(|| {
-            format!(
-                "unknown policy {other:?}; expected one of: {}, or all",
-                POLICIES.join(", ")
-            )
-        })?,
-    };
+    let pol = policy_by_name(policy, machine)?;
     let tick_ns = pol.balance_interval_ns();
+    let searches = pol.steals() && !pol.shared_queue();
+    let walker = policy_by_name(policy, machine)?;
     let plat = Arc::new(PlatState {
         now_ns: AtomicU64::new(0),
         current: AtomicUsize::new(NO_CPU),
         unparks: Mutex::new(Vec::new()),
     });
-    let obs = Arc::new(ObsState {
-        machine: machine.clone(),
-        cost: cost.clone(),
-        plat: Arc::clone(&plat),
-        pending_ns: AtomicU64::new(0),
-        local_steal_ns: [Distance::Smt, Distance::L2, Distance::Llc, Distance::Node]
-            .map(|d| (cost.steal_attempt.at(d), cost.steal_per_task.at(d))),
-        remote_steal_ns: (0..machine.nodes() * machine.nodes())
-            .map(|i| {
-                let d = machine.node_distance(i / machine.nodes(), i % machine.nodes());
-                (cost.steal_attempt.at(d), cost.steal_per_task.at(d))
-            })
-            .collect(),
-        queue_free_ns: (0..machine.nodes().max(1))
-            .map(|_| AtomicU64::new(0))
-            .collect(),
-        steals: Default::default(),
-        stolen: Default::default(),
-        failed_probes: AtomicU64::new(0),
-        injector_ops: AtomicU64::new(0),
-        injector_wait_ns: AtomicU64::new(0),
-        trace: trace.then(|| Mutex::new(Vec::new())),
-    });
+    let obs = Arc::new(ObsState::new(machine, cost, Arc::clone(&plat), trace));
     let config = Config {
         seed,
         stats: true,
@@ -441,7 +509,45 @@ pub fn build(
         plat,
         obs,
         tick_ns,
+        futile: vec![None; machine.cpus()],
+        policy: walker,
+        searches,
     }))
+}
+
+fn policy_by_name(policy: &str, machine: &Machine) -> Result<Box<dyn Policy>, String> {
+    Ok(match policy {
+        "linux" => Box::new(crate::linux::LinuxPolicy::new(machine.topo())),
+        other => manycore_sched::policy::by_name(other).ok_or_else(|| {
+            format!(
+                "unknown policy {other:?}; expected one of: {}, or all",
+                POLICIES.join(", ")
+            )
+        })?,
+    })
+}
+
+/// Walks `policy`'s victims of `cpu` as `Scheduler::steal` does when every queue is empty,
+/// pricing each probe like [`SimObs::steal`]: `(price_ns, probes)`.
+fn futile_search_walk(
+    policy: &dyn Policy,
+    searches: bool,
+    obs: &ObsState,
+    cpu: usize,
+    rng: &manycore_sched::rng::Rng,
+) -> (u64, u64) {
+    if !searches {
+        return (0, 0);
+    }
+    let (mut ns, mut probes) = (0, 0);
+    policy.for_each_victim(obs.machine.topo(), cpu, rng, &mut |victim, tier| {
+        if victim != cpu {
+            ns += obs.steal_costs(cpu, victim, tier).0;
+            probes += 1;
+        }
+        false
+    });
+    (ns, probes)
 }
 
 /// Parses `all` or a comma-separated list of policy names.
@@ -462,4 +568,118 @@ pub fn parse_list(s: &str) -> Result<Vec<String>, String> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::presets::PRESETS;
+
+    /// A host with every queue empty unless told otherwise; records what was charged.
+    struct Idle {
+        runnable: u64,
+        charged_ns: u64,
+    }
+
+    impl SimPlatform for Idle {
+        fn now_ns(&self) -> u64 {
+            1_000_000
+        }
+        fn task_home(&self, _: u32) -> usize {
+            0
+        }
+        fn task_last_cpu(&self, _: u32) -> Option<usize> {
+            None
+        }
+        fn charge(&mut self, ns: u64) {
+            self.charged_ns += ns;
+        }
+        fn unpark(&mut self, _: usize, _: usize) {}
+        fn trace_steal(&mut self, _: usize, _: usize, _: usize, _: TierKind) {}
+        fn runnable(&self) -> u64 {
+            self.runnable
+        }
+    }
+
+    #[test]
+    fn futile_search_price_does_not_depend_on_the_rng() {
+        for preset in PRESETS {
+            let m = Machine::new(preset.build());
+            let cost = CostModel::default();
+            for name in POLICIES {
+                let pol = policy_by_name(name, &m).expect("policy");
+                let searches = pol.steals() && !pol.shared_queue();
+                let plat = Arc::new(PlatState {
+                    now_ns: AtomicU64::new(0),
+                    current: AtomicUsize::new(NO_CPU),
+                    unparks: Mutex::new(Vec::new()),
+                });
+                let obs = ObsState::new(&m, &cost, plat, false);
+                for cpu in (0..m.cpus()).step_by(m.cpus() / 8 + 1) {
+                    let first = futile_search_walk(
+                        &*pol,
+                        searches,
+                        &obs,
+                        cpu,
+                        &manycore_sched::rng::Rng::new(0, cpu),
+                    );
+                    for seed in 1..16 {
+                        let again = futile_search_walk(
+                            &*pol,
+                            searches,
+                            &obs,
+                            cpu,
+                            &manycore_sched::rng::Rng::new(seed, cpu),
+                        );
+                        assert_eq!(
+                            first, again,
+                            "{} {name} cpu {cpu}: the futile search's price depends on the order",
+                            preset.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The shortcut charges what the real scheduler's futile search charges, probe for probe.
+    #[test]
+    fn futile_search_shortcut_matches_the_real_search() {
+        for preset in ["laptop", "dual-socket", "epyc-2s-nps4"] {
+            let m = Machine::new(crate::presets::find(preset).expect("preset").build());
+            let cost = CostModel::default();
+            for name in POLICIES {
+                let mut s = build(name, &m, &cost, 7, 100_000, false).expect("policy");
+                let probes = |s: &dyn SchedCore| {
+                    let mut st = Stats::default();
+                    s.finish(&mut st);
+                    st.failed_probes
+                };
+                for cpu in (0..m.cpus()).step_by(m.cpus() / 8 + 1) {
+                    // `runnable` 1 forces the real call (the queues are in fact empty).
+                    let mut real = Idle {
+                        runnable: 1,
+                        charged_ns: 0,
+                    };
+                    let before = probes(&*s);
+                    assert_eq!(s.next(&mut real, cpu), None);
+                    let real_probes = probes(&*s) - before;
+                    let mut short = Idle {
+                        runnable: 0,
+                        charged_ns: 0,
+                    };
+                    assert_eq!(s.next(&mut short, cpu), None);
+                    assert_eq!(
+                        probes(&*s) - before - real_probes,
+                        real_probes,
+                        "{preset} {name} cpu {cpu}: the shortcut counts the probes the search made"
+                    );
+                    assert_eq!(
+                        real.charged_ns, short.charged_ns,
+                        "{preset} {name} cpu {cpu}: shortcut price differs from the real search"
+                    );
+                }
+            }
+        }
+    }
 }
