@@ -552,10 +552,23 @@ impl Cache {
         }
         ns.classes[c].lock.with(|inner| {
             for m in [prev, loaded] {
-                if !m.is_null() {
-                    // SAFETY: our magazines (counts written back by `unload`), blocks of
-                    // class `c` on `node`.
-                    unsafe { heap.put_loaded_magazine(ns, node, inner, m) };
+                if m.is_null() {
+                    continue;
+                }
+                // SAFETY: our magazines (counts written back by `unload`), blocks of class `c`
+                // on `node`.
+                unsafe {
+                    // At least half full: the depot takes it whole (depot invariant), so the
+                    // next cache's trade gets its blocks without either side touching them.
+                    // Draining it would write every block into its slab and a refill would
+                    // read each back (a cache miss apiece for a thread that just exited).
+                    if !(*m).is_full()
+                        && (*m).count * 2 >= (*m).cap
+                        && inner.depot.push_full(m).is_ok()
+                    {
+                        continue;
+                    }
+                    heap.put_loaded_magazine(ns, node, inner, m);
                 }
             }
         });

@@ -4,6 +4,11 @@
 //! depot under the class lock: an empty for a full on allocation, a full for an empty on free.
 //! That is the only time a cache touches shared state, once per `cap` operations.
 //!
+//! Invariant: a magazine on the full list holds at least half its capacity (and at least one
+//! block). Trades put only full ones there; a cache's flush (thread exit, rebind) also puts
+//! ones at least half full there whole instead of draining them, so a trade may hand out a
+//! magazine that is not full (caches take the count from the magazine).
+//!
 //! Bounds: at most [`DEPOT_FULL_MAX`] full and [`DEPOT_EMPTY_MAX`] empty magazines; past them
 //! the caller drains the surplus into slabs or the node's magazine pool.
 //!

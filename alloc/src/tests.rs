@@ -678,3 +678,56 @@ fn magazine_boundaries(size: usize) {
         "{size} B: {after} bytes still held after flush and trim: blocks were lost"
     );
 }
+
+/// A cache flush (thread exit) hands a magazine at least half full to the depot whole, and the
+/// next cache's first allocation takes it by trade: it gets the last block the flushed cache
+/// freed, not a block refilled from the slabs. A magazine less than half full is drained.
+#[test]
+fn flushed_half_full_magazine_reaches_the_next_cache_whole() {
+    let heap = fake_heap(1);
+    let size = 256;
+    let c = crate::size_class::class_for(size, 8).unwrap();
+    let cap = crate::size_class::MAGAZINE_CAPACITY[c] as usize;
+    let depot_full = |heap: &Heap<SystemPageSource>| {
+        heap.node_state(0).unwrap().classes[c]
+            .lock
+            .with(|inner| inner.depot.full_len())
+    };
+    for (kept, whole) in [(cap / 2, true), (cap / 2 - 1, false)] {
+        let mut first = Cache::new(0, false);
+        // Allocating `cap` blocks leaves the loaded magazine empty; freeing `kept` of them
+        // refills it to `kept`.
+        let ps: Vec<_> = (0..cap).map(|_| first.alloc(&heap, size, 8)).collect();
+        for &p in &ps[..kept] {
+            // SAFETY: live, freed once.
+            unsafe { first.free(&heap, p) };
+        }
+        let before = depot_full(&heap);
+        first.flush(&heap);
+        assert_eq!(
+            depot_full(&heap),
+            before + u32::from(whole),
+            "{kept} of {cap}: kept whole = {whole}"
+        );
+        let mut next = Cache::new(0, false);
+        let q = next.alloc(&heap, size, 8);
+        if whole {
+            assert_eq!(
+                q,
+                ps[kept - 1],
+                "the next cache pops the flushed magazine's top"
+            );
+        }
+        // SAFETY: live blocks, freed once.
+        unsafe {
+            next.free(&heap, q);
+            for &p in &ps[kept..] {
+                first.free(&heap, p);
+            }
+        }
+        first.flush(&heap);
+        next.flush(&heap);
+    }
+    heap.trim();
+    assert_eq!(heap.stats(0).bytes_in_use(), 0);
+}
