@@ -118,6 +118,8 @@ pub struct Scheduler<T, P, O = NoObserver> {
     policy: Box<dyn Policy>,
     /// `policy.shared_queue()`, read on every scheduling decision (cached: no virtual call).
     shared_queue: bool,
+    /// `policy.one_injector()`: every node's injector traffic goes to `injectors[0]` (cached).
+    one_injector: bool,
     platform: P,
     observer: O,
     config: Config,
@@ -207,6 +209,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             cpus,
             topo,
             shared_queue: policy.shared_queue(),
+            one_injector: policy.one_injector(),
             policy,
             platform,
             observer,
@@ -251,8 +254,14 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         self.shared_queue
     }
 
+    /// The injector serving `node`: its own, or the one machine-wide queue (`shared_queue` and
+    /// `one_injector` policies).
     fn node_injector(&self, node: usize) -> usize {
-        if self.shared() { 0 } else { node }
+        if self.shared() || self.one_injector {
+            0
+        } else {
+            node
+        }
     }
 
     fn mark_waiting(since: &AtomicU64, now: u64) {
@@ -338,7 +347,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             self.push_quiet(cpu, t);
         }
         if me.ring.len() < me.ring.capacity() / 2
-            && !self.injectors[self.idle.node_of(cpu)].is_empty()
+            && !self.injectors[self.node_injector(self.idle.node_of(cpu))].is_empty()
             && let Some(t) = self.pop_injector(cpu, self.idle.node_of(cpu))
         {
             self.push_quiet(cpu, t);
@@ -644,7 +653,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             // The streak is used up: the next-slot task waits its turn at the back of the ring.
             let mut overflow = Vec::new();
             if me.ring.push_overflow(t, &mut overflow) > 0 {
-                self.injectors[node].push_batch(&mut overflow);
+                self.injectors[self.node_injector(node)].push_batch(&mut overflow);
             }
         }
         me.streak.store(0, Ordering::Relaxed);
@@ -688,6 +697,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     }
 
     fn pop_injector(&self, cpu: usize, node: usize) -> Option<T> {
+        let node = self.node_injector(node);
         let inj = &self.injectors[node];
         let t = inj.pop_batch_into(&self.cpus[cpu].ring, self.config.injector_batch_max)?;
         bump(&self.cpus[cpu].counters.injector_pops, 1);
@@ -734,7 +744,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
                 self.observer.steal(cpu, victim, tier, 0);
                 false
             });
-        if found.is_none() && self.policy.takes_remote_injectors() {
+        if found.is_none() && self.policy.takes_remote_injectors() && !self.one_injector {
             let node = self.idle.node_of(cpu);
             for &other in self.nodes_by_distance[node].iter() {
                 if let Some(t) = self.pop_injector(cpu, other) {
