@@ -317,9 +317,9 @@ fn spawn_join(c: &mut Criterion) {
     let (os0, os1) = host_cpus();
     let mut g = c.benchmark_group("spawn_join");
     // `manycore`: the default runtime (a join runs a child that has not started inline);
-    // `manycore_switched`: `join_inline(false)`, every child on its own stack after a switch.
+    // `manycore_no_inline`: `join_inline(false)`, every child on its own stack after a switch.
     // The same two rows as `manycore bench`.
-    for (name, inline) in [("manycore", true), ("manycore_switched", false)] {
+    for (name, inline) in [("manycore", true), ("manycore_no_inline", false)] {
         let rt = Builder::new()
             .cpus([os0, os1].into_iter().collect())
             .join_inline(inline)

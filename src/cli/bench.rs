@@ -17,7 +17,7 @@
 //!   spawn+join.
 //! - **Spawn+join, two rows**: `spawn_join.manycore` is the runtime as built by default, where a
 //!   join of a child that has not started runs it inline on the joiner's stack
-//!   (`Builder::join_inline`); `spawn_join.manycore_switched` turns that off, so every child gets
+//!   (`Builder::join_inline`); `spawn_join.manycore_no_inline` turns that off, so every child gets
 //!   a stack of its own and runs after a switch, as a tokio child does.
 //!
 //! On a shared VM, compare rows of one run, not runs.
@@ -78,7 +78,7 @@ const ROWS: [&str; 13] = [
     "pingpong.cross_core.os_futex",
     "pingpong.cross_core.tokio",
     "spawn_join.manycore",
-    "spawn_join.manycore_switched",
+    "spawn_join.manycore_no_inline",
     "spawn_join.tokio",
 ];
 
@@ -139,7 +139,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, String> {
             "pingpong.cross_core.os_futex" => rows::os_futex_pingpong(&c, (os0, os1), 25),
             "pingpong.cross_core.tokio" => rows::tokio_pingpong_cross(&c),
             "spawn_join.manycore" => rows::manycore_spawn_join(&c, true),
-            "spawn_join.manycore_switched" => rows::manycore_spawn_join(&c, false),
+            "spawn_join.manycore_no_inline" => rows::manycore_spawn_join(&c, false),
             "spawn_join.tokio" => rows::tokio_spawn_join(&c),
             other => unreachable!("row {other} is listed but not measured"),
         }

@@ -143,7 +143,7 @@ impl Shared {
         let hdr = task.hdr();
         let removed = self.registry[hdr.registry_shard].with(|v| {
             let i = hdr.registry_slot.load(Ordering::Relaxed);
-            if i >= v.len() || !Arc::ptr_eq(&v[i].0, &task.0) {
+            if i >= v.len() || !v[i].same(task) {
                 return None; // already removed (abandoned at shutdown)
             }
             let t = v.swap_remove(i);
@@ -253,7 +253,7 @@ impl Builder {
     /// the joiner's stack, as the joiner, at the moment it would have run anyway (the next slot
     /// runs as soon as the joiner blocks), without a stack, a switch or a wake: see
     /// [`JoinHandle::join`] for what a child run inline observes. `false` makes every child run
-    /// as its own task (what the benchmarks' `spawn_join.manycore_switched` row measures).
+    /// as its own task (what the benchmarks' `spawn_join.manycore_no_inline` row measures).
     pub fn join_inline(mut self, inline: bool) -> Builder {
         self.join_inline = inline;
         self
@@ -621,7 +621,7 @@ impl Runtime {
             if st != RUNNING && st != DONE {
                 // No worker will run it again: the workers that could have have exited, and the
                 // stuck ones are busy with their current task.
-                t.0.body.fail(JoinError::Abandoned {
+                t.task().body.fail(JoinError::Abandoned {
                     task: hdr.name.clone(),
                 });
                 mark_joinable(hdr);

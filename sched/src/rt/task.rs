@@ -72,13 +72,18 @@ pub(crate) struct Header {
     pub(crate) registry_slot: AtomicUsize,
     /// The registry shard (the spawning CPU's, or the shared one).
     pub(crate) registry_shard: usize,
+    /// This very task as the worker sees it (the fat pointer a [`TaskRef`] is made from): set
+    /// by `new_task` right after the allocation, before the task is shared; read-only after.
+    me: core::cell::Cell<Option<core::ptr::NonNull<Task<dyn Run>>>>,
 }
 
 const JOIN_NONE: u8 = 0;
 const JOIN_WAITING: u8 = 1;
 const JOIN_DONE: u8 = 2;
 
-/// A task: header plus body.
+/// A task: header plus body. `repr(C)`: the header is at offset 0, so a pointer to the header
+/// is a pointer to the task (what [`TaskRef`] relies on).
+#[repr(C)]
 pub(crate) struct Task<B: ?Sized> {
     pub(crate) hdr: Header,
     pub(crate) body: B,
@@ -150,22 +155,81 @@ impl<F: Send, R: Send> Finish<R> for Body<F, R> {
     }
 }
 
-/// A task handle as the scheduler queues it.
-#[derive(Clone)]
-pub(crate) struct TaskRef(pub(crate) Arc<Task<dyn Run>>);
+/// A task handle as the scheduler queues it: one strong count of the task's `Arc`, kept as a
+/// one-word pointer to the header (an `Arc<Task<dyn Run>>` is two words; a ring slot of two
+/// words written from a value spilled as two halves missed store forwarding on every push,
+/// measured at a third of a yield). The fat pointer lives in the header (`Header::me`).
+pub(crate) struct TaskRef(core::ptr::NonNull<Header>);
+
+// SAFETY: a TaskRef is an `Arc<Task<dyn Run>>` in another shape; `Task<dyn Run>` is Send and
+// Sync (see the impls above), so sharing or sending the handle is as sound as the Arc's.
+unsafe impl Send for TaskRef {}
+// SAFETY: as above.
+unsafe impl Sync for TaskRef {}
 
 impl TaskRef {
+    /// Takes over one strong count of `arc`.
+    fn from_arc(arc: Arc<Task<dyn Run>>) -> TaskRef {
+        let fat = Arc::into_raw(arc);
+        // SAFETY: `Arc::into_raw` never returns null; the header is the task's first field
+        // (`repr(C)`), so the data pointer, cast thin, points at it.
+        TaskRef(unsafe { core::ptr::NonNull::new_unchecked(fat as *const Header as *mut Header) })
+    }
+
     pub(crate) fn hdr(&self) -> &Header {
-        &self.0.hdr
+        // SAFETY: we hold a strong count, so the allocation (and its header) is alive.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// The task allocation as the worker uses it.
+    pub(crate) fn task(&self) -> &Task<dyn Run> {
+        // SAFETY: `me` was set before this handle existed and points at the live allocation we
+        // hold a count of.
+        unsafe { &*self.fat() }
+    }
+
+    /// The task allocation, as a raw pointer (for a reference that must outlive this handle's
+    /// borrow while something else keeps the task alive).
+    pub(crate) fn task_ptr(&self) -> *const Task<dyn Run> {
+        self.fat()
+    }
+
+    /// The fat pointer the task's `Arc` was made from.
+    fn fat(&self) -> *const Task<dyn Run> {
+        match self.hdr().me.get() {
+            Some(p) => p.as_ptr(),
+            None => unreachable!("a TaskRef exists only after new_task set `me`"),
+        }
+    }
+
+    /// Whether both handles name the same task.
+    pub(crate) fn same(&self, other: &TaskRef) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Clone for TaskRef {
+    fn clone(&self) -> TaskRef {
+        // SAFETY: `fat()` came from `Arc::into_raw` of an `Arc<Task<dyn Run>>` whose count we
+        // hold, so the allocation is alive and incrementing its count is sound.
+        unsafe { Arc::increment_strong_count(self.fat()) };
+        TaskRef(self.0)
+    }
+}
+
+impl Drop for TaskRef {
+    fn drop(&mut self) {
+        // SAFETY: as in `clone`; this handle owns one count, given back here exactly once.
+        unsafe { Arc::decrement_strong_count(self.fat()) };
     }
 }
 
 impl SchedTask for TaskRef {
     fn home_node(&self) -> Option<usize> {
-        self.0.hdr.home_node
+        self.hdr().home_node
     }
     fn last_cpu(&self) -> Option<usize> {
-        let c = self.0.hdr.last_cpu.load(Ordering::Relaxed);
+        let c = self.hdr().last_cpu.load(Ordering::Relaxed);
         (c != usize::MAX).then_some(c)
     }
 }
@@ -199,6 +263,7 @@ where
             shared,
             registry_slot: AtomicUsize::new(usize::MAX),
             registry_shard,
+            me: core::cell::Cell::new(None),
         },
         body: Body {
             f: UnsafeCell::new(Some(f)),
@@ -206,8 +271,13 @@ where
         },
     });
     let run: Arc<Task<dyn Run>> = task.clone();
+    // Set before any other thread can see the task (it is shared only through the returned
+    // handles, which the caller registers and queues).
+    task.hdr
+        .me
+        .set(core::ptr::NonNull::new(Arc::as_ptr(&run).cast_mut()));
     let finish: Arc<Task<dyn Finish<R>>> = task;
-    (TaskRef(run), JoinHandle { task: finish })
+    (TaskRef::from_arc(run), JoinHandle { task: finish })
 }
 
 /// Why a task produced no value.

@@ -172,7 +172,7 @@ pub(crate) fn run_child_inline(child: &Header) -> bool {
     // (running the child) may resume on another worker.
     let hdr = task.hdr();
     // We hold the task exclusively (taken from the slot, never started): its body runs once.
-    task.0.body.run(&hdr.name);
+    task.task().body.run(&hdr.name);
     hdr.state.store(DONE, Ordering::Release);
     let w = current_worker().unwrap_or_else(|| unreachable!("a task runs on a worker"));
     let shared = w.shared();
@@ -213,7 +213,7 @@ fn run_body() -> *mut TaskContext {
     // reference to the task allocation itself (not to that TaskRef, which lives in one worker's
     // frame): the task may migrate while its body runs, but the runtime's live-task registry
     // holds a reference until the task is finished, which is after this function returns.
-    let task: &super::task::Task<dyn super::task::Run> = unsafe { &*(*t).0 };
+    let task: &super::task::Task<dyn super::task::Run> = unsafe { &*(*t).task_ptr() };
     task.body.run(&task.hdr.name);
     task.hdr.state.store(DONE, Ordering::Release);
     task.hdr.ctx.get()
@@ -341,7 +341,7 @@ fn run_once(shared: &Shared, worker: &Worker, task: TaskRef) -> Option<TaskRef> 
                 }
             }
             Err(error) => {
-                task.0.body.fail(JoinError::NoStack {
+                task.task().body.fail(JoinError::NoStack {
                     task: hdr.name.clone(),
                     error,
                 });
@@ -379,7 +379,7 @@ fn run_once(shared: &Shared, worker: &Worker, task: TaskRef) -> Option<TaskRef> 
             if let Some(s) = stack {
                 s.quarantine();
             }
-            task.0.body.fail(JoinError::StackOverflow {
+            task.task().body.fail(JoinError::StackOverflow {
                 task: hdr.name.clone(),
                 stack_bytes,
             });

@@ -342,7 +342,7 @@ pub fn manycore_pingpong(c: &Ctx, cross: bool, base: u64) -> Result<PingPong, St
 }
 
 /// `spawn_join.manycore` (`inline`: the default runtime, a join may run the unstarted child
-/// inline) and `spawn_join.manycore_switched` (`Builder::join_inline(false)`: every child runs
+/// inline) and `spawn_join.manycore_no_inline` (`Builder::join_inline(false)`: every child runs
 /// on its own stack after a switch): a task spawns a task and joins it, with stacks warm in the
 /// pool (the warm-up batch fills it).
 pub fn manycore_spawn_join(c: &Ctx, inline: bool) -> Result<Samples, String> {
