@@ -19,7 +19,8 @@ use crate::rng::Rng;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WakePolicy {
     /// Stay on the waker's CPU when the task last ran there; else its last CPU if idle, an idle
-    /// CPU of its LLC, of its node; else the waker's CPU (same node) or the node's injector.
+    /// CPU of its LLC, of its node; else the waker's CPU (its next slot, on any node); from
+    /// outside the scheduler, the node's injector.
     NearLast,
     /// The waker's CPU (next slot); from outside the scheduler, the node's injector.
     Local,
