@@ -203,4 +203,28 @@ mod loom_tests {
             assert_eq!(mine.or(theirs), Some(7));
         });
     }
+
+    /// An unstamped task: the owner's `take_if` races a thief that looks twice (the first look
+    /// stamps, the second is past the grace period). Exactly one side gets the task, and the
+    /// thief never takes it on its first look.
+    #[test]
+    fn next_slot_unstamped_take_if_and_thief_never_both_get_it() {
+        loom::model(|| {
+            let s = Arc::new(NextSlot::default());
+            s.put_unstamped(7);
+            let t = s.clone();
+            let thief = thread::spawn(move || {
+                let first = t.steal(10, 5);
+                assert_eq!(first, None, "the first look only stamps");
+                t.steal(20, 5)
+            });
+            let mine = s.take_if(|&v| v == 7);
+            let theirs = thief.join().unwrap();
+            assert!(
+                mine.is_some() ^ theirs.is_some(),
+                "exactly one side gets the task"
+            );
+            assert_eq!(mine.or(theirs), Some(7));
+        });
+    }
 }
