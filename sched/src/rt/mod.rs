@@ -47,9 +47,12 @@
 //! spawner blocks or yields, on the spawner's warm cache, which is what a spawn followed by a
 //! join wants. A child displaced from the slot by the next spawn goes to the ring, where other
 //! CPUs may steal it, and a child left in the slot longer than the scheduler's grace period is
-//! stealable too, so a spawner that keeps running does not strand its children (unlike an
-//! unstealable LIFO slot). The scheduler counts these placements as local wakes. Spawns from
-//! other threads, and spawns with a hint, go through `Scheduler::spawn`.
+//! stealable too (an idle CPU that saw it when going to sleep wakes for it), so a spawner that
+//! keeps running does not strand its children for long (unlike an unstealable LIFO slot). The
+//! scheduler counts these placements as local wakes. Spawns from other threads, and spawns with
+//! a hint, go through `Scheduler::spawn`. A task put in the slot while an idle CPU was already
+//! asleep (no idle CPU is woken for a next-slot placement) runs when its spawner next blocks,
+//! yields or ends, or when some CPU next searches for work.
 //!
 //! # Blocking
 //! Every blocking primitive blocks the *task*: the worker runs other tasks, and parks its thread
@@ -63,11 +66,21 @@
 //! abandons the task (its join returns [`JoinError::StackOverflow`]) while the runtime carries
 //! on. That module's docs list what abandoning leaks.
 //!
+//! # Joining a child that has not started
+//! A join from a task of a child still waiting, unstarted, in the joiner's CPU's next slot runs
+//! the child inline on the joiner's stack ([`JoinHandle::join`] says what the child observes;
+//! [`Builder::join_inline`] turns it off). A spawn followed by a join then costs no stack, no
+//! switch and no wake.
+//!
 //! # Costs worth knowing
 //! A spawn allocates the task (one allocation), registers it in its spawning CPU's shard of the
 //! live-task registry and clones one `Weak` of the runtime (an atomic increment on a line shared
-//! by all CPUs, the one global write per spawn). A yield is a switch pair plus the scheduler's
-//! requeue and `next_task`; a wake from a task of the same CPU goes to the next slot.
+//! by all CPUs, the one global write per spawn). A spawn from a task puts the child in the
+//! spawner's next slot without waking an idle CPU and without reading the clock (the first
+//! thief to look stamps it). A yield is a switch pair plus [`Scheduler::yield_task`](crate::Scheduler::yield_task):
+//! with nothing else runnable here the yielder comes straight back, otherwise one
+//! compare-exchange (the ring's pop) and plain stores; the worker resumes the next task at once.
+//! A wake from a task of the same CPU goes to the next slot.
 
 mod builder;
 mod channel;
