@@ -15,7 +15,7 @@ use std::sync::{Arc, Weak};
 
 use super::builder::Shared;
 use super::stacks::RtStack;
-use super::wait::{Waiter, wait_signaled};
+use super::wait::{Waiter, wait_probe};
 use crate::arch::TaskContext;
 use crate::stack::StackError;
 use crate::task::Task as SchedTask;
@@ -416,16 +416,18 @@ impl<R: Send + 'static> JoinHandle<R> {
             && !super::worker::run_child_inline(hdr)
         {
             let w = Waiter::current();
+            // The waiter itself goes to the cell; we keep only its probe (no count for a task).
+            let probe = w.probe();
             // SAFETY: the JoinHandle is the only joiner (join consumes it), and the finisher
             // touches the cell only after seeing JOIN_WAITING, which we publish below.
-            unsafe { *hdr.join_waiter.get() = Some(w.clone()) };
+            unsafe { *hdr.join_waiter.get() = Some(w) };
             match hdr.join_state.compare_exchange(
                 JOIN_NONE,
                 JOIN_WAITING,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => wait_signaled(&w),
+                Ok(_) => wait_probe(&probe),
                 // Finished meanwhile: the finisher never looked at the cell; take it back.
                 // SAFETY: as above; the finisher saw NONE, so it will not touch the cell.
                 Err(_) => drop(unsafe { (*hdr.join_waiter.get()).take() }),

@@ -164,6 +164,46 @@ impl Waiter {
     }
 }
 
+/// What the caller keeps of its own [`Waiter`] after handing the waiter itself to a queue: for a
+/// task nothing at all (its flag is in its own header, found again after every resume), for a
+/// thread its node.
+pub(crate) enum Probe {
+    Task,
+    Thread(Arc<ThreadNode>),
+}
+
+impl Waiter {
+    /// The probe for this waiter, which must be the caller's own ([`Waiter::current`]): then a
+    /// task's probe costs no reference count.
+    pub(crate) fn probe(&self) -> Probe {
+        match self {
+            Waiter::Task(_) => Probe::Task,
+            Waiter::Thread(n) => Probe::Thread(n.clone()),
+        }
+    }
+}
+
+/// Blocks until the caller's own waiter, whose probe is `p`, is signaled.
+pub(crate) fn wait_probe(p: &Probe) {
+    match p {
+        Probe::Task => loop {
+            let Some(hdr) = current_header() else {
+                unreachable!("a task's probe is waited on by that task")
+            };
+            // SAFETY: the running task's header is alive while it runs (see `block`).
+            if unsafe { (*hdr).signaled.load(Ordering::Acquire) } {
+                return;
+            }
+            block();
+        },
+        Probe::Thread(n) => {
+            while !n.signaled.load(Ordering::Acquire) {
+                block();
+            }
+        }
+    }
+}
+
 /// Blocks until `w` (the caller's own waiter) is signaled.
 pub(crate) fn wait_signaled(w: &Waiter) {
     while !w.is_signaled() {
