@@ -33,7 +33,7 @@ use crate::policy::{Policy, TopologyPolicy, WakePolicy};
 use crate::ring::{RING_CAPACITY_DEFAULT, Ring};
 use crate::rng::Rng;
 use crate::stats::{Counters, CpuCounters, add, bump};
-use crate::sync::{AtomicU32, AtomicU64, Ordering, fence};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering, fence};
 use crate::task::Task;
 
 /// Tunables. Every queue, batch and wait has a named bound.
@@ -98,6 +98,13 @@ struct Cpu<T> {
     tick: AtomicU32,
     /// Owner-only: consecutive next-slot runs.
     streak: AtomicU32,
+    /// A waker claimed this sleeping CPU, placed a task in its inbox and unparked it; cleared by
+    /// the owner's next `next_task`. Thieves leave the inbox of a waking CPU alone: the task
+    /// was placed there on purpose (its last CPU, its LLC, its node) and the CPU is on its way,
+    /// so a thief taking it makes the wake-up futile (found by the simulator: up to half the
+    /// unparks of fork-join ended with nothing to run). A hint (Relaxed): the owner always
+    /// takes its inbox after waking, so a stale value only delays a steal.
+    waking: AtomicBool,
     /// Owner-only: timed sleeps in a row for a task in another CPU's next slot that ended with
     /// nothing stolen (the sleep doubles each time, see `stranded_recheck_ns`).
     recheck_backoff: AtomicU32,
@@ -187,6 +194,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
                 rng: Rng::new(config.seed, c),
                 tick: AtomicU32::new(0),
                 streak: AtomicU32::new(0),
+                waking: AtomicBool::new(false),
                 recheck_backoff: AtomicU32::new(0),
                 waiting_since_ns: AtomicU64::new(0),
                 counters: CpuCounters::default(),
@@ -453,6 +461,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         self.observer.placed(from, target, reason);
         fence(Ordering::SeqCst);
         if self.idle.claim(target) {
+            t.waking.store(true, Ordering::Relaxed);
             self.platform.unpark(target);
         } else {
             // The target is busy: let a searcher or an idle neighbour pick it up if it waits.
@@ -592,6 +601,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     /// Places on a CPU already claimed from the sleeper bitmaps and unparks it.
     fn place_claimed(&self, from: Option<usize>, target: usize, task: T, reason: WakeReason) {
         let t = &self.cpus[target];
+        t.waking.store(true, Ordering::Relaxed);
         t.inbox.push(task);
         if self.config.stats {
             Self::mark_waiting(&t.waiting_since_ns, self.platform.now_ns());
@@ -626,6 +636,9 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     /// [`Scheduler::park`].
     pub fn next_task(&self, cpu: usize) -> Option<T> {
         let me = &self.cpus[cpu];
+        if me.waking.load(Ordering::Relaxed) {
+            me.waking.store(false, Ordering::Relaxed);
+        }
         // Counts up to the interval and restarts (no division on the fast path).
         let tick = me.tick.load(Ordering::Relaxed) + 1;
         let tick = if tick >= self.config.injector_interval_ticks {
@@ -733,7 +746,9 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
                         return found.is_some();
                     }
                 }
-                if let Some(t) = v.inbox.pop() {
+                if !v.waking.load(Ordering::Relaxed)
+                    && let Some(t) = v.inbox.pop()
+                {
                     self.record_steal(cpu, victim, tier, 1);
                     found = Some(t);
                     return true;
@@ -796,7 +811,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             } else {
                 remote_min
             };
-            q.ring.len() >= min || !q.inbox.is_empty()
+            q.ring.len() >= min || (!q.inbox.is_empty() && !q.waking.load(Ordering::Relaxed))
         })
     }
 
