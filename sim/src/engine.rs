@@ -658,10 +658,16 @@ pub fn run(
                 // timed park ended with nobody having claimed it.
                 if env.cpus[cpu].generation == ev.tag && env.cpus[cpu].state != CpuState::Running {
                     env.acting = cpu;
-                    if std::mem::take(&mut env.cpus[cpu].asleep) {
+                    let was_asleep = std::mem::take(&mut env.cpus[cpu].asleep);
+                    if was_asleep {
                         sched.unparked(&mut env, cpu);
                     }
                     dispatch(&mut env, sched, cpu);
+                    if was_asleep && env.cpus[cpu].state != CpuState::Running {
+                        // Woken (or its timed park ended) and found nothing to run: whatever
+                        // it was woken for was taken by another CPU first, or never existed.
+                        env.stats.empty_wakes += 1;
+                    }
                 }
             }
             EventKind::Arrival => {

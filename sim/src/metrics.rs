@@ -176,6 +176,8 @@ pub struct Stats {
     pub futile_searches: u64,
     /// Parks that set a timed wake-up (the scheduler's `stranded_recheck_ns`).
     pub timed_wakes: u64,
+    /// Wake-ups (unparks and timed) after which the CPU found nothing to run.
+    pub empty_wakes: u64,
     /// Injector operations.
     pub injector_ops: u64,
     /// Time injector operations spent waiting for the queue (contention).

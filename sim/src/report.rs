@@ -86,6 +86,9 @@ pub struct Details {
     pub futile_searches: u64,
     /// Parks with a timed wake-up (a task waited in a busy CPU's next slot).
     pub timed_wakes: u64,
+    /// Wake-ups after which the CPU found nothing to run (its task was taken by another CPU
+    /// while it woke, or a timed wake-up found nothing).
+    pub empty_wakes: u64,
     /// Injector operations.
     pub injector_ops: u64,
     /// Time spent waiting for a busy shared queue / (CPUs × makespan).
@@ -190,6 +193,7 @@ impl PolicyReport {
                 failed_probes: s.failed_probes,
                 futile_searches: s.futile_searches,
                 timed_wakes: s.timed_wakes,
+                empty_wakes: s.empty_wakes,
                 injector_ops: s.injector_ops,
                 queue_contention_fraction: ratio(s.injector_wait_ns as f64, capacity),
                 unparks: s.unparks,
