@@ -407,3 +407,46 @@ fn join_of_a_started_child_waits_for_it() {
     assert_eq!(v, "child");
     rt.shutdown();
 }
+
+/// A child left in its spawner's next slot while the spawner runs on without blocking is taken
+/// by the other CPU (no idle CPU is woken for a next-slot placement; the idle worker's bounded
+/// sleep and the grace period make it stealable), long before the spawner finishes.
+#[test]
+fn next_slot_child_of_a_busy_spawner_runs_elsewhere() {
+    let host = Topology::host().unwrap();
+    if host.num_cpus() < 2 {
+        std::eprintln!("skip: needs two CPUs");
+        return;
+    }
+    let rt = Runtime::new().unwrap();
+    // Let every worker go to sleep first, so nobody is searching when the child is placed.
+    std::thread::sleep(Duration::from_millis(50));
+    let ran_on = Arc::new(AtomicUsize::new(usize::MAX));
+    let r2 = ran_on.clone();
+    let spawner_cpu = rt
+        .spawn(move || {
+            let me = current_cpu().unwrap();
+            let _child = spawn(move || r2.store(current_cpu().unwrap(), Ordering::Release));
+            // Run on, never blocking, for up to 2 s or until the child ran.
+            let t0 = Instant::now();
+            while r2_ran(&ran_on) == usize::MAX && t0.elapsed() < Duration::from_secs(2) {
+                core::hint::spin_loop();
+            }
+            (me, r2_ran(&ran_on), t0.elapsed())
+        })
+        .join()
+        .unwrap();
+    let (me, child_cpu, waited) = spawner_cpu;
+    assert_ne!(
+        child_cpu,
+        usize::MAX,
+        "the child never ran while its spawner was busy"
+    );
+    assert_ne!(child_cpu, me, "it ran on the other CPU");
+    std::eprintln!("child ran on CPU {child_cpu} after {waited:?}");
+    rt.shutdown();
+}
+
+fn r2_ran(a: &AtomicUsize) -> usize {
+    a.load(Ordering::Acquire)
+}

@@ -15,7 +15,8 @@
 //!         DONE     -> finish (stack to pool, wake joiner, unregister)
 //!         OVERFLOWED -> fail with StackOverflow, quarantine the stack, finish
 //!     None: stop if shutting down, else park (the scheduler's announce/re-check, then the
-//!           platform's bounded spin and futex wait) until woken or the next timer is due
+//!           platform's bounded spin and futex wait) until woken, the next timer is due, or
+//!           IDLE_RECHECK_NS passed (a task left in a busy CPU's next slot is not stranded)
 //! }
 //! ```
 //!
@@ -42,6 +43,11 @@ use crate::stack::TaskStack;
 
 /// Calls of `next_task` with a spin hint in between before a worker parks.
 pub(crate) const IDLE_SPIN_ROUNDS: u32 = 4;
+
+/// Longest an idle worker sleeps before it looks for work again on its own (a bound on how long
+/// a task can wait in a busy CPU's next slot while every other CPU sleeps; 100 wake-ups a second
+/// per idle CPU).
+pub(crate) const IDLE_RECHECK_NS: u64 = 10_000_000;
 
 /// Tasks a worker runs back to back through `Scheduler::yield_task` before it goes back to
 /// its loop (timers, the stats sampler): the loop's duties wait at most this many yields.
@@ -289,8 +295,12 @@ fn worker_loop(shared: &Shared, worker: &Worker) {
         if shared.is_shutting_down() {
             break;
         }
+        // Never sleep longer than IDLE_RECHECK_NS: no CPU is woken for a task put in a next
+        // slot (see `Scheduler::wake`), so a task whose spawner or waker then runs for long is
+        // taken by an idle CPU at its next look, at most this long after its grace period.
+        let recheck = sched.platform().now_ns().saturating_add(IDLE_RECHECK_NS);
         let deadline = worker.timers.borrow().next_deadline();
-        sched.park(cpu, deadline);
+        sched.park(cpu, Some(deadline.map_or(recheck, |d| d.min(recheck))));
     }
 }
 
