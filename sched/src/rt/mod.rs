@@ -50,9 +50,9 @@
 //! stealable too (an idle CPU that saw it when going to sleep wakes for it), so a spawner that
 //! keeps running does not strand its children for long (unlike an unstealable LIFO slot). The
 //! scheduler counts these placements as local wakes. Spawns from other threads, and spawns with
-//! a hint, go through `Scheduler::spawn`. A task put in the slot while an idle CPU was already
-//! asleep (no idle CPU is woken for a next-slot placement) runs when its spawner next blocks,
-//! yields or ends, or when some CPU next searches for work.
+//! a hint, go through `Scheduler::spawn`. No idle CPU is woken for a next-slot placement; an
+//! idle worker looks again on its own at least every `IDLE_RECHECK_NS` (10 ms), so a child whose
+//! spawner runs on without blocking waits at most about that long plus the grace period.
 //!
 //! # Blocking
 //! Every blocking primitive blocks the *task*: the worker runs other tasks, and parks its thread
