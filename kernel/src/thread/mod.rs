@@ -143,7 +143,13 @@ impl Platform for KernelPlatform {
 
     /// Halts the calling CPU until an interrupt, unless a wake token is pending. Called by the
     /// loop with interrupts off; `sti; hlt` takes an IPI sent after the token check.
-    fn park(&self, cpu: usize, _deadline_ns: Option<u64>) {
+    ///
+    /// With a deadline it returns at once (a spurious return, which the contract allows): no
+    /// timer is armed for it, so halting could sleep past it. The kernel's loop parks without one.
+    fn park(&self, cpu: usize, deadline_ns: Option<u64>) {
+        if deadline_ns.is_some() {
+            return;
+        }
         let me = percpu::current();
         debug_assert_eq!(me.cpu, cpu, "park is called by the CPU itself");
         if !me.sched.wake_token.swap(false, Ordering::AcqRel)
