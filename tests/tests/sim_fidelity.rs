@@ -11,9 +11,10 @@
 //!   child runs as its own task, as the simulator's `fork-join` workload models it.
 //! - **server**: `REQUESTS` requests with exponential service times arrive from a thread outside
 //!   the runtime (Poisson, at `SERVER_LOAD` times the machine's capacity), each steered to a
-//!   CPU round-robin. The simulator replays the arrivals the real run actually produced (its
-//!   sleeping generator delivers them in small bursts) with the same service times and CPUs,
-//!   through its `trace` workload.
+//!   CPU round-robin. The generator sleeps between deliveries (at least `GENERATOR_TICK_NS`, so
+//!   it takes next to no CPU from the workers) and delivers what fell due meanwhile in a burst.
+//!   The simulator replays the arrivals the real run actually produced, with the same service
+//!   times and CPUs, through its `trace` workload.
 //!
 //! "Compute" is a spin on the monotonic clock for the given time. The machine is a shared VM:
 //! each figure is the median of `RUNS` runs, and each workload lasts tens of milliseconds. Both
@@ -58,6 +59,8 @@ const JOIN_NS: u64 = 2_000;
 const REQUESTS: usize = 1_500;
 const SERVICE_NS: f64 = 50_000.0;
 const SERVER_LOAD: f64 = 1.2;
+/// The request generator sleeps at least this long between deliveries.
+const GENERATOR_TICK_NS: u64 = 500_000;
 
 /// The `manycore` binary next to this test's executable.
 fn binary() -> PathBuf {
@@ -243,9 +246,9 @@ fn real_server(seed: u64, cpus: usize) -> (f64, u64, f64, String) {
     for (i, &(due_ns, service_ns)) in plan.iter().enumerate() {
         let now = t0.elapsed().as_nanos() as u64;
         if due_ns > now {
-            // Sleep (not spin) so the generator does not take a CPU from the workers; the
-            // arrivals that fall due meanwhile are delivered together.
-            std::thread::sleep(Duration::from_nanos(due_ns - now));
+            // Sleep (not spin), and not for less than a tick, so the generator takes next to no
+            // CPU from the workers; the arrivals that fall due meanwhile are delivered together.
+            std::thread::sleep(Duration::from_nanos((due_ns - now).max(GENERATOR_TICK_NS)));
         }
         let cpu = i % cpus;
         arrived.push((t0.elapsed().as_nanos() as u64, service_ns, cpu));
@@ -299,7 +302,8 @@ fn sim_server(csv: &str, cost: &CostModel, run: usize) -> (f64, f64) {
     (r.makespan_ns as f64, r.stats.latency.mean())
 }
 
-fn check(what: &str, real_ns: f64, sim_ns: f64) {
+/// Prints both figures; returns the failure, if the prediction is off by more than `TOLERANCE`.
+fn check(what: &str, real_ns: f64, sim_ns: f64) -> Option<String> {
     let err = (sim_ns - real_ns) / real_ns;
     println!(
         "{what}: real runtime {:.2} ms, simulator {:.2} ms, error {:+.1}% (tolerance ±{:.0}%)",
@@ -308,13 +312,14 @@ fn check(what: &str, real_ns: f64, sim_ns: f64) {
         err * 100.0,
         TOLERANCE * 100.0
     );
-    assert!(
-        err.abs() <= TOLERANCE,
-        "{what}: the simulator predicts {:.2} ms, the real runtime took {:.2} ms ({:+.1}%)",
-        sim_ns / 1e6,
-        real_ns / 1e6,
-        err * 100.0
-    );
+    (err.abs() > TOLERANCE).then(|| {
+        format!(
+            "{what}: the simulator predicts {:.2} ms, the real runtime took {:.2} ms ({:+.1}%)",
+            sim_ns / 1e6,
+            real_ns / 1e6,
+            err * 100.0
+        )
+    })
 }
 
 /// Runs `run` until `RUNS` of its runs were quiet (the workers waited for a CPU at most
@@ -380,15 +385,16 @@ fn simulator_predicts_the_real_runtime_makespan_within_20_percent() {
         work_ns as f64 / cpus as f64 / 1e6
     );
     let sim = sim_fork_join(&cost);
+    let mut failures = Vec::new();
     match quiet_runs("fork-join", cpus, |_| {
         let (ns, waited) = real_fork_join();
         (ns, waited, ())
     }) {
-        Some(runs) => check(
+        Some(runs) => failures.extend(check(
             "fork-join makespan",
             median(runs.iter().map(|r| r.0).collect()),
             sim,
-        ),
+        )),
         None => not_measurable("fork-join"),
     }
 
@@ -409,12 +415,13 @@ fn simulator_predicts_the_real_runtime_makespan_within_20_percent() {
                 real_lat / 1e6,
                 sim_lat / 1e6
             );
-            check(
+            failures.extend(check(
                 "server makespan",
                 median(runs.iter().map(|r| r.0).collect()),
                 median(runs.iter().map(|r| r.1.0).collect()),
-            );
+            ));
         }
         None => not_measurable("server"),
     }
+    assert!(failures.is_empty(), "{}", failures.join("; "));
 }
