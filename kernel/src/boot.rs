@@ -31,6 +31,11 @@ pub fn machine() -> &'static Machine {
     MACHINE.get().expect("boot::bsp discovered the machine")
 }
 
+/// The discovered machine, or `None` before discovery finished.
+pub fn machine_if_known() -> Option<&'static Machine> {
+    MACHINE.get()
+}
+
 /// Everything the BSP does between the assembly entry and the program.
 pub fn bsp(start_info_paddr: u32) -> Result<(), String> {
     // SAFETY: the value QEMU passed in ebx; nothing has written low memory since entry.

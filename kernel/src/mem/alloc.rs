@@ -75,7 +75,7 @@ pub struct FramePages;
 // exactly the range `alloc_pages` gave.
 unsafe impl PageSource for FramePages {
     fn alloc_pages(&self, bytes: usize, align_bytes: usize, os_node: usize) -> Option<NonNull<u8>> {
-        let node = crate::boot::machine()
+        let node = crate::boot::machine_if_known()?
             .topology
             .node_from_os(u32::try_from(os_node).ok()?)?;
         let p = frames::alloc(node, bytes as u64, align_bytes as u64)?;
@@ -90,9 +90,10 @@ unsafe impl PageSource for FramePages {
 
     fn discover_nodes(&self, map: &mut NodeMap) -> Result<(), DiscoveryError> {
         // The heap is first used after the BSP installed its per-CPU block, which comes after
-        // the machine was discovered (boot::bsp), so the topology is there.
-        *map = NodeMap::from_topology(&crate::boot::machine().topology)
-            .map_err(DiscoveryError::Map)?;
+        // the machine was discovered (boot::bsp), so the topology is there; if it were not, the
+        // heap would run as one node and say why (`Heap::map_origin`).
+        let machine = crate::boot::machine_if_known().ok_or(DiscoveryError::Unsupported)?;
+        *map = NodeMap::from_topology(&machine.topology).map_err(DiscoveryError::Map)?;
         Ok(())
     }
 

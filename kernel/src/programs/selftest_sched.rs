@@ -335,6 +335,16 @@ pub fn remote_frees_return_home() -> Result<String, String> {
         return Ok("one NUMA node: no remote free to make".into());
     }
     let heap = crate::HEAP.heap();
+    if heap.map_origin() != manycore_alloc::MapOrigin::Discovered
+        || heap.nodes() != topo.num_nodes()
+    {
+        return Err(format!(
+            "manycore-alloc's node map is {:?} with {} nodes; the topology has {}",
+            heap.map_origin(),
+            heap.nodes(),
+            topo.num_nodes()
+        ));
+    }
     let mut summary = String::new();
     for home in 0..topo.num_nodes() {
         let away = (home + 1) % topo.num_nodes();
