@@ -648,6 +648,7 @@ pub fn run(
                         dispatch(&mut env, sched, cpu);
                     }
                     Step::Exit => {
+                        env.charge(env.cost.task_ns);
                         env.exit(task);
                         dispatch(&mut env, sched, cpu);
                     }

@@ -95,12 +95,13 @@ fn calibrate() -> CostModel {
     );
     let m = CostModel::load(&file).expect("the simulator reads the calibrated model");
     println!(
-        "calibrated cost model ({}): switch {} ns, yield {} ns, spawn {} ns, park {} ns, injector {} ns, unpark same/other CPU {} / {} ns",
+        "calibrated cost model ({}): switch {} ns, yield {} ns, spawn {} ns, park {} ns, task {} ns, injector {} ns, unpark same/other CPU {} / {} ns",
         file.display(),
         m.switch_ns,
         m.yield_ns,
         m.spawn_ns,
         m.park_ns,
+        m.task_ns,
         m.injector_ns,
         m.unpark.same_ns,
         m.unpark

@@ -10,6 +10,7 @@
 //! | `switch_ns` | `yield.manycore` minus `yield_ns`: `next_task` plus the resume/suspend pair and the worker's bookkeeping (the simulator charges `yield_ns + switch_ns` per yield) |
 //! | `spawn_ns` | `rt::spawn` alone, from a task on a one-CPU runtime, in bursts of 64 (handles joined outside the timed batch) |
 //! | `park_ns` | `prepare_park` + `finish_park` with no work anywhere (announce and retract idleness) |
+//! | `task_ns` | a zero-work fork-join tree (depth 10, 2047 tasks, blocking joins) on a one-CPU runtime, per task, minus the spawns, switches and wakes the simulator charges for it separately. The runtime's per-task cost grows with the tasks alive (stacks beyond its stack cache are mapped afresh: ~0.2 µs per task at depth 8, ~1 µs at depth 10, ~2 µs at depth 12 on the reference VM); the simulator has one figure, taken where most stacks are fresh |
 //! | `injector_ns` | one-way handoff of a task handle through an `Injector` between the two pinned CPUs |
 //! | `steal_attempt.T`, `wake_task.T` | one-way cache-line handoff between the two CPUs, `T` their tier |
 //! | `unpark.same_ns` | `pingpong.same_core.os_futex` (a futex wake to the wakee running) |
@@ -109,6 +110,49 @@ fn spawn_only(c: &Ctx) -> Result<Samples, String> {
                 }
                 if i > 0 {
                     s.push(clock.ns(t0, t1), ops);
+                }
+            }
+            s
+        })
+        .join()
+        .map_err(|e| e.to_string())?;
+    rt.shutdown();
+    Ok(s)
+}
+
+/// Levels of the zero-work fork-join tree timed for `task_ns` (2^(d+1) - 1 tasks: more than the
+/// runtime's stack cache holds, so most tasks get a fresh stack).
+const TREE_DEPTH: u32 = 10;
+
+fn tree(depth: u32) {
+    if depth == 0 {
+        return;
+    }
+    let children: Vec<_> = (0..2)
+        .map(|_| manycore_sched::rt::spawn(move || tree(depth - 1)).expect("in a task"))
+        .collect();
+    for c in children {
+        c.join().expect("child");
+    }
+}
+
+/// One zero-work fork-join tree of `TREE_DEPTH` on a one-CPU runtime whose joins block (every
+/// child is its own task, as in the simulator's fork-join), ns per tree.
+fn tree_cost(c: &Ctx) -> Result<Samples, String> {
+    let rt = manycore_sched::rt::Builder::new()
+        .cpus([c.os0].into_iter().collect())
+        .join_inline(false)
+        .build()?;
+    let (clock, samples) = (c.clock, c.samples);
+    let s = rt
+        .spawn(move || {
+            let mut s = Samples::default();
+            for i in 0..=samples {
+                let t0 = clock.now();
+                tree(TREE_DEPTH);
+                let t1 = clock.now();
+                if i > 0 {
+                    s.push(clock.ns(t0, t1), 1);
                 }
             }
             s
@@ -254,6 +298,15 @@ pub fn write(c: &Ctx, host: &Topology, m: &Measured, path: &Path) -> Result<Stri
     let park_ns = med(&park_cost(c)?);
     let injector_ns = med(&injector_handoff(c)?);
     let line_ns = med(&line_handoff(c)?);
+    // Per tree the simulator already charges a spawn per child, a switch per start and per
+    // parent resuming after its join, and a same-CPU wake per parent; the rest is the task's
+    // lifecycle (`task_ns`), spread over every task.
+    let tasks = (1u64 << (TREE_DEPTH + 1)) - 1;
+    let parents = (1u64 << TREE_DEPTH) - 1;
+    let charged = (tasks - 1) as f64 * spawn_ns
+        + (tasks + parents) as f64 * switch_ns
+        + parents as f64 * CostModel::default().wake_task.same_ns as f64;
+    let task_ns = ((med(&tree_cost(c)?) - charged) / tasks as f64).max(0.0);
     let r = |x: f64| x.round().max(0.0) as u64;
     let mut model = CostModel {
         switch_ns: r(switch_ns),
@@ -261,6 +314,7 @@ pub fn write(c: &Ctx, host: &Topology, m: &Measured, path: &Path) -> Result<Stri
         spawn_ns: r(spawn_ns),
         injector_ns: r(injector_ns),
         park_ns: r(park_ns),
+        task_ns: r(task_ns),
         ..CostModel::default()
     };
     set_tier(&mut model.steal_attempt, tier, r(line_ns));
@@ -270,7 +324,7 @@ pub fn write(c: &Ctx, host: &Topology, m: &Measured, path: &Path) -> Result<Stri
     let t = tier_name(tier);
     model.source = format!(
         "manycore bench --calibrate on this host (CPUs P#{} and P#{}, tier {t}, {} clock): measured \
-         switch_ns, yield_ns, spawn_ns, park_ns, injector_ns, steal_attempt.{t}_ns, wake_task.{t}_ns, \
+         switch_ns, yield_ns, spawn_ns, park_ns, task_ns, injector_ns, steal_attempt.{t}_ns, wake_task.{t}_ns, \
          unpark.same_ns, unpark.{t}_ns (see src/cli/bench/calibrate.rs for how); every other field is the default",
         c.os0,
         c.os1,
@@ -287,12 +341,13 @@ pub fn write(c: &Ctx, host: &Topology, m: &Measured, path: &Path) -> Result<Stri
     std::fs::write(path, text)
         .map_err(|e| format!("--calibrate {}: cannot write: {e}", path.display()))?;
     Ok(format!(
-        "cost model written to {} (switch {} ns, yield {} ns, spawn {} ns, park {} ns, injector {} ns, {t} handoff {} ns, unpark same {} / {t} {} ns)",
+        "cost model written to {} (switch {} ns, yield {} ns, spawn {} ns, park {} ns, task {} ns, injector {} ns, {t} handoff {} ns, unpark same {} / {t} {} ns)",
         path.display(),
         model.switch_ns,
         model.yield_ns,
         model.spawn_ns,
         model.park_ns,
+        model.task_ns,
         model.injector_ns,
         r(line_ns),
         model.unpark.same_ns,
