@@ -91,8 +91,9 @@ pub(crate) struct Task<B: ?Sized> {
 
 // SAFETY: the UnsafeCells in the header (`ctx`, `stack`) are touched only by the single worker
 // holding the task at a time (see the field docs); the body's cells are written by the task
-// before it publishes DONE and read by the joiner after seeing it. Everything else is atomic or
-// locked.
+// before it publishes DONE and read by the joiner after seeing it. The header's `me` cell is
+// written once by `new_task` before the task is shared and only read afterwards. Everything else
+// is atomic or locked.
 unsafe impl<B: ?Sized + Send> Sync for Task<B> {}
 // SAFETY: as above; all contents are Send.
 unsafe impl<B: ?Sized + Send> Send for Task<B> {}
