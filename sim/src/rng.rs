@@ -235,7 +235,7 @@ mod tests {
         assert!(draws.iter().all(|&x| x >= 0.0 && x.is_finite()));
         for x in [0.01, 0.1, 0.5, 1.0, 2.0, 4.0, 7.0, 8.0] {
             let above = draws.iter().filter(|&&d| d > x).count() as f64 / f64::from(n);
-            let want = (-x as f64).exp();
+            let want = (-x).exp();
             // Binomial standard error, 5 sigma, and a floor for the far tail.
             let tol = 5.0 * (want * (1.0 - want) / f64::from(n)).sqrt() + 2e-6;
             assert!(
