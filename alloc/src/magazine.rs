@@ -54,6 +54,11 @@ pub struct MagazinePool {
     free: *mut Magazine,
     /// Length of `free`.
     free_len: usize,
+    /// Start of the part of the last metadata area not yet carved into magazines. Carving is
+    /// lazy so a process that uses few classes never faults in the rest of the area.
+    uncarved: *mut u8,
+    /// Magazines still to carve at `uncarved`.
+    uncarved_len: usize,
     /// Magazines ever carved on this node.
     pub carved: usize,
 }
@@ -68,6 +73,8 @@ impl MagazinePool {
         MagazinePool {
             free: ptr::null_mut(),
             free_len: 0,
+            uncarved: ptr::null_mut(),
+            uncarved_len: 0,
             carved: 0,
         }
     }
@@ -75,6 +82,20 @@ impl MagazinePool {
     /// A spare magazine set up empty with capacity `cap`, or null when the pool is empty.
     pub fn take(&mut self, cap: u32) -> *mut Magazine {
         let m = self.free;
+        if m.is_null() && self.uncarved_len > 0 {
+            let m = self.uncarved.cast::<Magazine>();
+            // SAFETY: `grow`'s precondition 1: the uncarved area is the pool's, writable and
+            // aligned, with room for `uncarved_len` more magazines.
+            unsafe {
+                ptr::addr_of_mut!((*m).count).write(0);
+                ptr::addr_of_mut!((*m).cap).write(cap);
+                ptr::addr_of_mut!((*m).next).write(ptr::null_mut());
+                self.uncarved = self.uncarved.add(MAGAZINE_BYTES);
+            }
+            self.uncarved_len -= 1;
+            self.carved += 1;
+            return m;
+        }
         if !m.is_null() {
             // SAFETY: magazines on the list are owned by the pool and valid.
             unsafe {
@@ -99,32 +120,31 @@ impl MagazinePool {
         self.free_len += 1;
     }
 
-    /// Carves `bytes` of fresh memory at `area` into magazines and adds them to the pool.
+    /// Hands `bytes` of fresh memory at `area` to the pool, which carves magazines from it
+    /// one at a time as [`MagazinePool::take`] needs them (untouched until then). Any part of a
+    /// previous area not carved yet is carved onto the free list first.
     ///
     /// # Safety
     /// 1. `area` is writable, owned by the pool from now on, aligned for `Magazine`.
     pub unsafe fn grow(&mut self, area: *mut u8, bytes: usize) {
-        let n = bytes / MAGAZINE_BYTES;
-        for i in 0..n {
-            // SAFETY: precondition 1: `i * MAGAZINE_BYTES + MAGAZINE_BYTES <= bytes`.
-            unsafe {
-                let m = area.add(i * MAGAZINE_BYTES).cast::<Magazine>();
-                ptr::addr_of_mut!((*m).count).write(0);
-                ptr::addr_of_mut!((*m).cap).write(0);
-                self.put(m);
-            }
+        // Bounded by the previous area's magazine count.
+        while self.uncarved_len > 0 {
+            let m = self.take(0);
+            // SAFETY: a freshly carved magazine, empty, owned by the pool.
+            unsafe { self.put(m) };
         }
-        self.carved += n;
+        self.uncarved = area;
+        self.uncarved_len = bytes / MAGAZINE_BYTES;
     }
 
-    /// Spare magazines.
+    /// Spare magazines (carved or not).
     pub fn len(&self) -> usize {
-        self.free_len
+        self.free_len + self.uncarved_len
     }
 
     /// Whether no spare magazine is left.
     pub fn is_empty(&self) -> bool {
-        self.free_len == 0
+        self.len() == 0
     }
 }
 
