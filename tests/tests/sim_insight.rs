@@ -8,7 +8,7 @@
 //! cores idle under imbalance is what they are shown for. On `ring-1024`, `random` is excluded
 //! too: a flat random thief probes up to 1023 victims per search (~300 µs of probes at remote
 //! prices), so a fork-join's ramp leaves tasks waiting while woken CPUs are still probing
-//! (1.2% at depth 12, 6.3% at depth 13): the price of topology-blind stealing on a machine that
+//! (2.8% at depth 12, 6.3% at depth 13): the price of topology-blind stealing on a machine that
 //! size, which the baseline is there to show (docs/SIMULATOR.md, "Findings").
 
 use manycore_sim::{Machine, Scenario, presets};
