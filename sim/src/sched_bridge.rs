@@ -121,6 +121,8 @@ struct PlatState {
     current: AtomicUsize,
     /// CPUs the scheduler unparked since the engine last looked.
     unparks: Mutex<Vec<usize>>,
+    /// Entries in `unparks`: most calls unpark nobody, and then the engine does not lock.
+    unparks_pending: AtomicUsize,
 }
 
 impl Platform for SimPlat {
@@ -141,6 +143,7 @@ impl Platform for SimPlat {
     fn unpark(&self, cpu: usize) {
         if let Ok(mut log) = self.0.unparks.lock() {
             log.push(cpu);
+            self.0.unparks_pending.store(log.len(), Ordering::Relaxed);
         }
     }
 }
@@ -338,14 +341,15 @@ impl RealSched {
         if ns > 0 {
             p.charge(ns);
         }
-        let unparks = self
-            .plat
-            .unparks
-            .lock()
-            .map(|mut l| std::mem::take(&mut *l))
-            .unwrap_or_default();
-        for cpu in unparks {
-            p.unpark(from, cpu);
+        if self.plat.unparks_pending.load(Ordering::Relaxed) > 0
+            && let Ok(mut log) = self.plat.unparks.lock()
+        {
+            self.plat.unparks_pending.store(0, Ordering::Relaxed);
+            // The engine only schedules wake-up events here; it never calls back into the
+            // scheduler, so holding the log (and keeping its capacity) is fine.
+            for cpu in log.drain(..) {
+                p.unpark(from, cpu);
+            }
         }
         if let Some(t) = &self.obs.trace
             && let Ok(mut log) = t.lock()
@@ -488,6 +492,7 @@ pub fn build(
         now_ns: AtomicU64::new(0),
         current: AtomicUsize::new(NO_CPU),
         unparks: Mutex::new(Vec::new()),
+        unparks_pending: AtomicUsize::new(0),
     });
     let obs = Arc::new(ObsState::new(machine, cost, Arc::clone(&plat), trace));
     let config = Config {
@@ -613,6 +618,7 @@ mod tests {
                     now_ns: AtomicU64::new(0),
                     current: AtomicUsize::new(NO_CPU),
                     unparks: Mutex::new(Vec::new()),
+                    unparks_pending: AtomicUsize::new(0),
                 });
                 let obs = ObsState::new(&m, &cost, plat, false);
                 for cpu in (0..m.cpus()).step_by(m.cpus() / 8 + 1) {
