@@ -48,12 +48,12 @@ def build_library():
 
 def make_inputs(work):
     """Writes the inputs the programs read; returns {name: argv}."""
-    # sort: 1.2 M pseudo-random lines (about 30 MB).
+    # sort: 2.5 M pseudo-random lines (about 60 MB).
     lines = os.path.join(work, "lines.txt")
     x = 88172645463325252
     with open(lines, "w") as f:
         out = []
-        for _ in range(1_200_000):
+        for _ in range(2_500_000):
             x ^= (x << 13) & 0xFFFFFFFFFFFFFFFF
             x ^= x >> 7
             x ^= (x << 17) & 0xFFFFFFFFFFFFFFFF
@@ -93,11 +93,11 @@ cd /; rm -rf "$d"
         )
     return {
         "python-churn": [sys.executable, os.path.join(SRC, "churn.py"), "30"],
-        "sort-30MB": ["env", "LC_ALL=C", "sort", "-o", "/dev/null", lines],
+        "sort-60MB": ["env", "LC_ALL=C", "sort", "-o", "/dev/null", lines],
         "git-session": ["bash", git_sh],
         "gcc-O2": ["gcc", "-O2", "-c", "-o", "/dev/null", big_c],
-        "threads-xfree": [os.path.join(work, "threads"), "600000", "3000"],
-        "fork-in-threads": [os.path.join(work, "forks"), "60"],
+        "threads-xfree": [os.path.join(work, "threads"), "2000000", "8000"],
+        "fork-in-threads": [os.path.join(work, "forks"), "120"],
     }
 
 
