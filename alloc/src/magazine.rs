@@ -153,3 +153,68 @@ impl Default for MagazinePool {
         Self::new()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// Magazine-aligned scratch memory for `n` magazines.
+    fn area(n: usize) -> std::vec::Vec<Magazine> {
+        (0..n)
+            .map(|_| Magazine {
+                count: 7,
+                cap: 7,
+                next: ptr::null_mut(),
+                items: [ptr::null_mut(); MAGAZINE_CAPACITY_MAX],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lazy_carving_hands_out_each_magazine_once_and_carries_leftovers_over() {
+        let mut a = area(3);
+        let mut b = area(2);
+        let mut pool = MagazinePool::new();
+        assert!(pool.take(4).is_null(), "an empty pool hands out nothing");
+        // SAFETY: `a` outlives the pool's use below and is aligned for Magazine.
+        unsafe {
+            pool.grow(
+                a.as_mut_ptr().cast(),
+                3 * MAGAZINE_BYTES + MAGAZINE_BYTES / 2,
+            )
+        };
+        assert_eq!(
+            (pool.len(), pool.carved),
+            (3, 0),
+            "nothing carved before a take"
+        );
+        let m0 = pool.take(4);
+        let m1 = pool.take(5);
+        assert_eq!(m0, a.as_mut_ptr());
+        // SAFETY: m0, m1 are magazines inside `a`, now ours.
+        unsafe {
+            assert_eq!(m1, a.as_mut_ptr().add(1));
+            assert_eq!(((*m0).count, (*m0).cap), (0, 4));
+            assert_eq!(((*m1).count, (*m1).cap), (0, 5));
+        }
+        assert_eq!((pool.len(), pool.carved), (1, 2));
+        // A new area: the one magazine left in `a` moves to the free list first.
+        // SAFETY: as above for `b`.
+        unsafe { pool.grow(b.as_mut_ptr().cast(), 2 * MAGAZINE_BYTES) };
+        assert_eq!(pool.len(), 3);
+        let mut seen = std::vec![m0, m1];
+        while !pool.is_empty() {
+            let m = pool.take(6);
+            assert!(
+                !m.is_null() && !seen.contains(&m),
+                "a magazine handed out twice"
+            );
+            seen.push(m);
+        }
+        // SAFETY: pointer arithmetic within `a`.
+        assert!(seen.contains(&unsafe { a.as_mut_ptr().add(2) }));
+        assert!(seen.contains(&b.as_mut_ptr()));
+        assert_eq!(pool.carved, 5);
+        assert!(pool.take(1).is_null());
+    }
+}
