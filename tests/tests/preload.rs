@@ -388,6 +388,59 @@ fn cross_thread_frees_and_thousands_of_short_lived_threads_match_glibc() {
     assert!(!text.contains("CORRUPT"), "{text}");
 }
 
+/// The number after `label` in `text` (as in "small allocs 123").
+fn number_after(text: &str, label: &str) -> u64 {
+    let at = text
+        .find(label)
+        .unwrap_or_else(|| panic!("no {label:?} in {text}"));
+    text[at + label.len()..]
+        .trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("no number after {label:?} in {text}"))
+}
+
+#[test]
+fn thread_exit_returns_every_cached_block() {
+    if !tools_available("thread_exit", &["cc"]) {
+        return;
+    }
+    let dir = Scratch::new("thread-exit");
+    let exe = compile_c("threads", &dir.0);
+    // Every block the program allocates is freed before it exits, and every thread but main
+    // has exited by then. Caches count their operations privately and publish them when they
+    // flush, so a thread whose cache was not flushed at exit would leave its frees (and the
+    // blocks it held) unaccounted: allocs would exceed frees by thousands.
+    let r = run(
+        "threads 20000 3000 (stats)",
+        Command::new(&exe)
+            .args(["20000", "3000"])
+            .env("LD_PRELOAD", library())
+            .env("MANYCORE_MALLOC_STATS", "1"),
+    );
+    assert!(r.status.success(), "{}", r.stderr);
+    let node0 = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("manycore-malloc: node 0:"))
+        .unwrap_or_else(|| panic!("no node 0 line: {}", r.stderr));
+    let allocs = number_after(node0, "small allocs");
+    let frees = number_after(node0, "frees");
+    assert!(allocs > 100_000, "too few allocations counted: {node0}");
+    // A few blocks stay live at exit (stdio's buffers and the like).
+    assert!(
+        allocs - frees <= 64,
+        "{} blocks unaccounted at exit: {node0}",
+        allocs - frees
+    );
+    assert_eq!(
+        number_after(node0, "large allocs"),
+        number_after(&node0[node0.find("large allocs").unwrap()..], "frees"),
+        "large objects leaked: {node0}"
+    );
+}
+
 #[test]
 fn fork_while_threads_allocate_leaves_the_child_usable() {
     if !tools_available("forks", &["cc"]) {
