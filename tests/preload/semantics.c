@@ -177,6 +177,30 @@ int main(void) {
         cf(NULL);
     }
 
+    /* shrinking a large block by realloc gives its pages back: 20 blocks of 64 MiB, each
+       filled then shrunk to 100000 bytes, must not leave 1.25 GiB resident */
+    {
+        void *kept[20];
+        int shrink_ok = 1;
+        for (int i = 0; i < 20; i++) {
+            char *b = malloc(64 << 20);
+            if (!b) { shrink_ok = 0; break; }
+            memset(b, i + 1, 64 << 20);
+            b = realloc(b, 100000);
+            if (!b || b[99999] != (char)(i + 1)) shrink_ok = 0;
+            kept[i] = b;
+        }
+        long rss_kib = -1;
+        FILE *f = fopen("/proc/self/status", "r");
+        char line[256];
+        while (f && fgets(line, sizeof line, f))
+            if (strncmp(line, "VmRSS:", 6) == 0) rss_kib = atol(line + 6);
+        if (f) fclose(f);
+        CHECK(shrink_ok);
+        CHECK(rss_kib > 0 && rss_kib < 200 * 1024);
+        for (int i = 0; i < 20; i++) free(kept[i]);
+    }
+
     /* dlsym of a missing symbol: glibc allocates its dlerror state through malloc, from inside
        the dynamic linker's lock */
     for (int i = 0; i < 3; i++) {

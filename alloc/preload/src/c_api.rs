@@ -20,6 +20,9 @@ pub const MIN_ALIGN_BYTES: usize = 16;
 /// Requests above this fail with `ENOMEM` before any arithmetic (keeps every rounding below
 /// `isize::MAX`, which `Layout` requires).
 pub const REQUEST_MAX_BYTES: usize = isize::MAX as usize / 2;
+/// A `realloc` that at least halves a block larger than this (a large object: manycore-alloc's
+/// biggest size class is 32 KiB) moves it, so the pages past the new size are released.
+pub const SHRINK_MOVES_ABOVE_BYTES: usize = 32 * 1024;
 /// The page size `valloc` and `pvalloc` align to (manycore-alloc assumes 4 KiB pages).
 pub const PAGE_BYTES: usize = 4096;
 
@@ -120,6 +123,20 @@ pub unsafe fn do_realloc(p: *mut c_void, size: usize) -> *mut c_void {
     };
     // SAFETY: precondition 1: a live block of this allocator.
     let old = unsafe { SLAB.usable_size(p.cast()) };
+    if old > SHRINK_MOVES_ABOVE_BYTES && req <= old / 2 {
+        // The allocator would keep a large object's whole mapping when it shrinks in place;
+        // moving gives the tail back (glibc shrinks such chunks too).
+        let q = do_malloc(size);
+        if !q.is_null() {
+            // SAFETY: distinct live blocks; `size < old` bytes are readable at `p` and
+            // writable at `q`; precondition 1 for the free.
+            unsafe {
+                ptr::copy_nonoverlapping(p.cast::<u8>(), q.cast::<u8>(), size);
+                do_free(p);
+            }
+        }
+        return q;
+    }
     // SAFETY: `old` is the block's usable size, at most REQUEST_MAX_BYTES plus a page of
     // rounding, and 8 divides it (class sizes, page multiples).
     let layout = unsafe { Layout::from_size_align_unchecked(old, 8) };
