@@ -13,10 +13,13 @@
 //!    thread's save format and the loop's restore format always match (`arch` requires a context
 //!    to be restored by the function that saved it).
 //! 2. The fresh loop first finishes the switch-out: it clears the thread's `on_cpu` (release) and
-//!    acts on why it stopped: *yield* or *preempted* → [`Scheduler::requeue`]; *blocked* →
-//!    nothing (whoever wakes it calls [`wake`]); *exited* → free its stack, wake its joiner.
+//!    acts on why it stopped: *yield* or *preempted* → [`Scheduler::yield_task`], which queues it
+//!    and picks the next thread in one decision; *blocked* → nothing (whoever wakes it calls
+//!    [`wake`]); *exited* → free its stack, wake its joiner.
 //! 3. With interrupts off it runs a pending cross-CPU call, takes a pinned thread another CPU
-//!    placed here if there is one (see [`place_pinned`]), else asks [`Scheduler::next_task`]. A
+//!    placed here if there is one (see [`place_pinned`]; the thread `yield_task` chose then goes
+//!    back to the queue), else runs the thread `yield_task` chose, else asks
+//!    [`Scheduler::next_task`]. A
 //!    pinned thread taken by another CPU (a thief) is forwarded to its CPU's pinned list.
 //! 4. It waits until the thread's previous CPU has switched away from it (`on_cpu` false), makes
 //!    it current, arms the preemption timer unless a tick is pending, and switches to it with the
@@ -144,14 +147,22 @@ impl Platform for KernelPlatform {
     /// Halts the calling CPU until an interrupt, unless a wake token is pending. Called by the
     /// loop with interrupts off; `sti; hlt` takes an IPI sent after the token check.
     ///
-    /// With a deadline it returns at once (a spurious return, which the contract allows): no
-    /// timer is armed for it, so halting could sleep past it. The kernel's loop parks without one.
+    /// With a deadline (the scheduler's re-check of a task that becomes stealable later, e.g. in
+    /// another CPU's next slot), the LAPIC timer is armed for it first, so the CPU halts until
+    /// then instead of spinning through the loop; a deadline already past returns at once. The
+    /// quantum timer is not running while the CPU is idle (no thread is current), so the park
+    /// timer borrows it: `tick_pending` is cleared on return and the next thread's `run` arms
+    /// a fresh quantum, which replaces whatever is left of the park timer.
     fn park(&self, cpu: usize, deadline_ns: Option<u64>) {
-        if deadline_ns.is_some() {
-            return;
-        }
         let me = percpu::current();
         debug_assert_eq!(me.cpu, cpu, "park is called by the CPU itself");
+        if let Some(deadline) = deadline_ns {
+            let now = time::now_ns();
+            if deadline <= now {
+                return;
+            }
+            arm_timer_in(me, deadline - now);
+        }
         if !me.sched.wake_token.swap(false, Ordering::AcqRel)
             && me.sched.pinned_waiting.load(Ordering::SeqCst) == 0
             && !me.call_pending.load(Ordering::SeqCst)
@@ -159,6 +170,9 @@ impl Platform for KernelPlatform {
             cpu::enable_interrupts_and_halt();
             cpu::interrupts_disable();
             me.sched.wake_token.store(false, Ordering::Relaxed);
+        }
+        if deadline_ns.is_some() {
+            me.sched.tick_pending.store(false, Ordering::Relaxed);
         }
     }
 
@@ -489,14 +503,25 @@ pub fn scheduler_loop() -> ! {
 /// A fresh scheduler loop: finish the switch-out of the thread that just left, then loop.
 extern "sysv64" fn loop_entry(_arg: usize) -> ! {
     let me = percpu::current();
-    finish_switch_out(me);
+    // A yield or preemption hands the next thread over in the same scheduler decision.
+    let mut handed = finish_switch_out(me);
     let sched = scheduler();
     loop {
         cpu::interrupts_disable();
         if smpcall::poll(me) {
             continue;
         }
-        match take_pinned(me).or_else(|| sched.next_task(me.cpu)) {
+        let next = match take_pinned(me) {
+            Some(p) => {
+                // The pinned thread goes first; the handed one goes back to the queue.
+                if let Some(h) = handed.take() {
+                    sched.requeue(me.cpu, h);
+                }
+                Some(p)
+            }
+            None => handed.take().or_else(|| sched.next_task(me.cpu)),
+        };
+        match next {
             Some(t) if t.0.pin.is_some_and(|p| p != me.cpu) => forward_pinned(me, t),
             Some(t) => run(me, t),
             None => {
@@ -583,12 +608,13 @@ fn run(me: &'static PerCpu, t: ThreadRef) -> ! {
     unreachable!("a scheduler loop context is never resumed")
 }
 
-/// Step 2 of the loop (module docs): the thread that just switched to this loop.
-fn finish_switch_out(me: &PerCpu) {
+/// Step 2 of the loop (module docs): the thread that just switched to this loop. After a yield
+/// or a preemption, returns the thread to run next, chosen by [`Scheduler::yield_task`] in the
+/// same decision that queued the one that left (one decision instead of `requeue` and then
+/// `next_task`).
+fn finish_switch_out(me: &PerCpu) -> Option<ThreadRef> {
     // SAFETY: owner CPU, interrupts off.
-    let Some(t) = (unsafe { (*me.sched.current.get()).take() }) else {
-        return;
-    };
+    let t = (unsafe { (*me.sched.current.get()).take() })?;
     // SAFETY: as above.
     let reason = unsafe { *me.sched.reason.get() };
     // SAFETY: the thread has switched out on this CPU and `on_cpu` is still set: nobody else
@@ -608,12 +634,13 @@ fn finish_switch_out(me: &PerCpu) {
     };
     t.0.on_cpu.store(false, Ordering::Release);
     match reason {
-        Reason::Yield | Reason::Preempted => scheduler().requeue(me.cpu, t),
-        Reason::Blocked => {}
+        Reason::Yield | Reason::Preempted => scheduler().yield_task(me.cpu, t),
+        Reason::Blocked => None,
         Reason::Exited => {
             me.sched.threads_run.fetch_add(1, Ordering::Relaxed);
             // No CPU is on the stack any more (this one is on its loop stack).
             drop(stack);
+            None
         }
     }
 }
@@ -621,13 +648,19 @@ fn finish_switch_out(me: &PerCpu) {
 /// Arms the next preemption tick: TSC-deadline mode where the CPU has it, else the one-shot
 /// count-down timer.
 fn arm_quantum(me: &PerCpu) {
+    arm_timer_in(me, QUANTUM_US * 1000);
+}
+
+/// Arms this CPU's one timer interrupt `ns` from now (TSC-deadline mode where the CPU has it,
+/// else the one-shot count-down) and marks a tick pending. Interrupts off.
+fn arm_timer_in(me: &PerCpu, ns: u64) {
     me.sched.tick_pending.store(true, Ordering::Relaxed);
     if apic::has_tsc_deadline() {
-        let deadline = cpu::rdtsc() + time::ns_to_tsc(QUANTUM_US * 1000);
+        let deadline = cpu::rdtsc() + time::ns_to_tsc(ns);
         me.with_lapic(|l| l.timer_deadline(deadline));
     } else {
-        let ticks =
-            (time::apic_ticks_per_ms() * QUANTUM_US / 1000).clamp(1, u64::from(u32::MAX)) as u32;
+        let ticks = (time::apic_ticks_per_ms().saturating_mul(ns) / 1_000_000)
+            .clamp(1, u64::from(u32::MAX)) as u32;
         me.with_lapic(|l| l.timer_oneshot(ticks));
     }
 }
