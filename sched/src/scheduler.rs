@@ -4,6 +4,8 @@
 //! # Who touches what
 //! - A CPU's `ring` and `next` slot: pushed and popped only by that CPU (its *owner*: the thread
 //!   or virtual CPU that calls [`Scheduler::next_task`] with that CPU id); thieves steal from them.
+//! - A CPU's yield `batch`: owner only (filled and emptied by [`Scheduler::yield_task`], flushed
+//!   back to the ring by every other owner call); others read its length for accounting.
 //! - A CPU's `inbox`: any CPU pushes (placement on that CPU), the owner pops, thieves may pop.
 //! - Node injectors: anyone pushes (remote spawns, ring overflow, wakes with no idle CPU nearby),
 //!   CPUs of the node pop in batches, other nodes' CPUs pop once their victims are exhausted.
@@ -30,7 +32,7 @@ use crate::injector::Injector;
 use crate::next_slot::NextSlot;
 use crate::platform::{NoObserver, Observer, Platform, WakeReason};
 use crate::policy::{Policy, TopologyPolicy, WakePolicy};
-use crate::ring::{RING_CAPACITY_DEFAULT, Ring};
+use crate::ring::{RING_CAPACITY_DEFAULT, Ring, YieldBatch};
 use crate::rng::Rng;
 use crate::stats::{Counters, CpuCounters, add, bump};
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering, fence};
@@ -91,6 +93,9 @@ pub struct SpawnHint {
 
 struct Cpu<T> {
     ring: Ring<T>,
+    /// Owner-only: tasks claimed from `ring`'s head by the yield path, hidden from thieves
+    /// until they run or the owner leaves the yield path (see [`YieldBatch`] for the bound).
+    batch: YieldBatch<T>,
     next: NextSlot<T>,
     inbox: Injector<T>,
     rng: Rng,
@@ -98,6 +103,8 @@ struct Cpu<T> {
     tick: AtomicU32,
     /// Owner-only: consecutive next-slot runs.
     streak: AtomicU32,
+    /// The injector this CPU takes from (its node's, or the one shared queue): fixed.
+    injector: usize,
     /// A waker claimed this sleeping CPU, placed a task in its inbox and unparked it; cleared by
     /// the owner's next `next_task`. Thieves leave the inbox of a waking CPU alone: the task
     /// was placed there on purpose (its last CPU, its LLC, its node) and the CPU is on its way,
@@ -127,6 +134,9 @@ pub struct Scheduler<T, P, O = NoObserver> {
     shared_queue: bool,
     /// `policy.one_injector()`: every node's injector traffic goes to `injectors[0]` (cached).
     one_injector: bool,
+    /// Whether [`Scheduler::yield_task`] may take its fast path at all (not with a shared queue
+    /// nor in stats mode, which need `requeue` + `next_task`).
+    yield_fast: bool,
     platform: P,
     observer: O,
     config: Config,
@@ -189,11 +199,17 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         let cpus = (0..n)
             .map(|c| Cpu {
                 ring: Ring::new(config.ring_capacity),
+                batch: YieldBatch::default(),
                 next: NextSlot::default(),
                 inbox: Injector::new(),
                 rng: Rng::new(config.seed, c),
                 tick: AtomicU32::new(0),
                 streak: AtomicU32::new(0),
+                injector: if policy.shared_queue() || policy.one_injector() {
+                    0
+                } else {
+                    topo.node_of(c)
+                },
                 waking: AtomicBool::new(false),
                 recheck_backoff: AtomicU32::new(0),
                 waiting_since_ns: AtomicU64::new(0),
@@ -218,6 +234,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             topo,
             shared_queue: policy.shared_queue(),
             one_injector: policy.one_injector(),
+            yield_fast: !policy.shared_queue() && !config.stats,
             policy,
             platform,
             observer,
@@ -346,6 +363,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     /// No idle CPU is woken: a yield does not add runnable work (the task was running), and this
     /// CPU is busy and will run it.
     pub fn requeue(&self, cpu: usize, task: T) {
+        self.flush_batch(cpu);
         if self.shared() {
             return self.push_local(cpu, task);
         }
@@ -368,25 +386,54 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     /// the common case (this CPU's inbox and node injector empty, stats off):
     /// - with nothing else queued here the yielder itself comes back, and the ring is not
     ///   touched at all (no atomic read-modify-write);
-    /// - otherwise the ring's front is popped (its one compare-exchange, which keeps thieves off
-    ///   the slot) and the yielder goes to the back with plain stores.
+    /// - otherwise the next task comes from this CPU's [`YieldBatch`] (plain loads and stores),
+    ///   which, when empty, claims up to [`YIELD_BATCH_MAX`](crate::ring::YIELD_BATCH_MAX) tasks
+    ///   from the ring's front with one compare-exchange (what keeps thieves off them); the
+    ///   yielder goes to the ring's back with plain stores, stealable. Every other owner call
+    ///   (`next_task`, `requeue`, `prepare_park`) first returns the batch's tasks to the ring.
     ///
     /// Returns `None` only when a thief took the yielder in between and nothing else is left
     /// (as `next_task` would); the caller then goes back to its loop.
+    #[inline(always)]
     pub fn yield_task(&self, cpu: usize, task: T) -> Option<T> {
         let me = &self.cpus[cpu];
-        let node = self.idle.node_of(cpu);
-        if self.shared()
-            || self.config.stats
-            || !me.inbox.is_empty()
-            || !self.injectors[self.node_injector(node)].is_empty()
+        // The fast path: nothing waits in this CPU's inbox, node injector or next slot, so
+        // `requeue` would only push `task` at the ring's back and `next_task` would take the
+        // ring's front. No tick is counted: the tick only paces `next_task`'s look at the inbox
+        // and injector, which this path makes on every yield.
+        if self.yield_fast
+            && me.inbox.is_empty()
+            && self.injectors[me.injector].is_empty()
+            && !me.next.is_occupied()
         {
+            if me.streak.load(Ordering::Relaxed) != 0 {
+                me.streak.store(0, Ordering::Relaxed);
+            }
+            // The batch's next task, or a fresh claim of up to YIELD_BATCH_MAX from the ring's
+            // front (one compare-exchange for them all), made before the yielder goes to the
+            // back so the yielder itself stays in the ring, stealable.
+            return match me.batch.pop_or_claim(&me.ring) {
+                Some(t) => {
+                    self.push_quiet(cpu, task);
+                    Some(t)
+                }
+                // Only the yielder is runnable here: it runs again.
+                None => Some(task),
+            };
+        }
+        self.yield_task_slow(cpu, task)
+    }
+
+    /// `yield_task` when something waits in the inbox, injector or next slot, or the
+    /// configuration always takes the general path (shared queue, stats).
+    #[inline(never)]
+    fn yield_task_slow(&self, cpu: usize, task: T) -> Option<T> {
+        let me = &self.cpus[cpu];
+        if !self.yield_fast || !me.inbox.is_empty() || !self.injectors[me.injector].is_empty() {
             self.requeue(cpu, task);
             return self.next_task(cpu);
         }
-        // From here `requeue` would only push `task` at the ring's back, and `next_task`'s
-        // periodic inbox/injector check (the tick) would find both empty: fold the push into
-        // `next_task`'s choice of what runs.
+        // Only the next slot holds a task: `next_task`'s choice, with the yielder queued.
         let tick = me.tick.load(Ordering::Relaxed) + 1;
         me.tick.store(
             if tick >= self.config.injector_interval_ticks {
@@ -408,18 +455,39 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             self.push_quiet(cpu, task);
             me.streak.store(0, Ordering::Relaxed);
             self.push_quiet(cpu, t);
-            return me.ring.pop().or_else(|| self.next_task(cpu));
+            return me
+                .batch
+                .pop_or_claim(&me.ring)
+                .or_else(|| self.next_task(cpu));
         }
+        // A thief took the next slot's task meanwhile: as the fast path.
         if streak != 0 {
             me.streak.store(0, Ordering::Relaxed);
         }
-        match me.ring.pop() {
+        match me.batch.pop_or_claim(&me.ring) {
             Some(t) => {
                 self.push_quiet(cpu, task);
                 Some(t)
             }
-            // Only the yielder is runnable here: it runs again.
             None => Some(task),
+        }
+    }
+
+    /// Owner: puts what is left of `cpu`'s yield batch back at its ring's tail, where thieves
+    /// see it; every owner decision off the yield fast path starts with this (see
+    /// [`YieldBatch`]).
+    #[inline(always)]
+    fn flush_batch(&self, cpu: usize) {
+        if !self.cpus[cpu].batch.is_empty() {
+            self.flush_batch_slow(cpu);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn flush_batch_slow(&self, cpu: usize) {
+        while let Some(t) = self.cpus[cpu].batch.pop() {
+            self.push_quiet(cpu, t);
         }
     }
 
@@ -635,6 +703,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     /// The next task for `cpu` to run (called by `cpu`'s owner), or `None`: then call
     /// [`Scheduler::park`].
     pub fn next_task(&self, cpu: usize) -> Option<T> {
+        self.flush_batch(cpu);
         let me = &self.cpus[cpu];
         if me.waking.load(Ordering::Relaxed) {
             me.waking.store(false, Ordering::Relaxed);
@@ -845,6 +914,8 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     /// of the host's choosing); `false` when work appeared and the CPU should call
     /// [`Scheduler::next_task`] again.
     pub fn prepare_park(&self, cpu: usize) -> bool {
+        // Never sleep holding hidden tasks (normally empty already: `next_task` flushed it).
+        self.flush_batch(cpu);
         self.observer.idle(cpu);
         self.idle.announce_sleep(cpu);
         fence(Ordering::SeqCst);
@@ -892,10 +963,10 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         n
     }
 
-    /// Tasks queued on `cpu` (ring, inbox, next slot).
+    /// Tasks queued on `cpu` (ring, yield batch, inbox, next slot).
     pub fn queued_on(&self, cpu: usize) -> usize {
         let c = &self.cpus[cpu];
-        c.ring.len() + c.inbox.len() + usize::from(c.next.is_occupied())
+        c.ring.len() + c.batch.len() + c.inbox.len() + usize::from(c.next.is_occupied())
     }
 
     /// Tasks queued anywhere (a snapshot).
@@ -927,7 +998,10 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         let someone_sleeps = (0..self.topo.num_nodes()).any(|n| self.idle.sleepers(n) > 0);
         let waiting = self.cpus.iter().any(|c| {
             old(&c.waiting_since_ns)
-                && !(c.ring.is_empty() && c.inbox.is_empty() && !c.next.is_occupied())
+                && !(c.ring.is_empty()
+                    && c.batch.is_empty()
+                    && c.inbox.is_empty()
+                    && !c.next.is_occupied())
         }) || self
             .injector_since_ns
             .iter()

@@ -531,3 +531,84 @@ fn stress_every_task_taken_exactly_once() {
         "thieves took part: {c:?}"
     );
 }
+
+fn job(id: u32) -> Job {
+    Job {
+        id,
+        last: None,
+        home: None,
+    }
+}
+
+/// The yield path's private batch keeps FIFO order: with five tasks on one CPU, each yield runs
+/// the longest-waiting task, so every task runs once per five yields.
+#[test]
+fn yield_round_robin_runs_every_task_in_turn() {
+    let s = sched("pack:1 core:1 pu:1", "topology", Config::default());
+    s.platform().current.store(0, Ordering::Relaxed);
+    for id in 1..5 {
+        s.push_local(0, job(id));
+    }
+    let mut running = job(0);
+    let mut order = Vec::new();
+    for _ in 0..15 {
+        running = s.yield_task(0, running).unwrap();
+        order.push(running.id);
+        assert_eq!(s.queued_on(0), 4, "the batch counts as queued");
+    }
+    assert_eq!(order, [1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0]);
+}
+
+/// Tasks in a CPU's yield batch are hidden from thieves only while the CPU keeps yielding: the
+/// yielder stays stealable, and the owner's next other decision (a task blocked, the CPU goes
+/// idle) puts the batch back in the ring, where a thief takes it.
+#[test]
+fn yield_batch_returns_to_the_ring_when_the_owner_leaves_the_yield_path() {
+    let s = sched("pack:1 core:2 pu:1", "topology", Config::default());
+    s.platform().current.store(0, Ordering::Relaxed);
+    for id in 1..5 {
+        s.push_local(0, job(id));
+    }
+    // CPU 0 yields task 0: task 1 runs, 2..=4 sit in the batch, 0 is back in the ring.
+    let running = s.yield_task(0, job(0)).unwrap();
+    assert_eq!(running.id, 1);
+    s.platform().current.store(1, Ordering::Relaxed);
+    let stolen = s.next_task(1).expect("the yielder is stealable");
+    assert_eq!(stolen.id, 0, "a thief sees only the ring, not the batch");
+    assert_eq!(
+        s.next_task(1),
+        None,
+        "the batch is hidden while CPU 0 yields"
+    );
+    assert_eq!(s.queued_on(0), 3);
+    // Task 1 blocks: CPU 0 picks its next task the ordinary way, which flushes the batch first.
+    s.platform().current.store(0, Ordering::Relaxed);
+    assert_eq!(s.next_task(0).map(|j| j.id), Some(2));
+    s.platform().current.store(1, Ordering::Relaxed);
+    let mut got: Vec<u32> = core::iter::from_fn(|| s.next_task(1).map(|j| j.id)).collect();
+    got.sort_unstable();
+    assert!(
+        !got.is_empty() && got.iter().all(|id| [3, 4].contains(id)),
+        "after the flush the rest is stealable: {got:?}"
+    );
+}
+
+/// A CPU never sleeps holding hidden tasks: `prepare_park` flushes the batch and refuses to
+/// sleep while its tasks wait.
+#[test]
+fn no_cpu_parks_holding_yield_batch_tasks() {
+    let s = sched("pack:1 core:2 pu:1", "topology", Config::default());
+    s.platform().current.store(0, Ordering::Relaxed);
+    for id in 1..4 {
+        s.push_local(0, job(id));
+    }
+    let running = s.yield_task(0, job(0)).unwrap();
+    assert_eq!(running.id, 1);
+    // A thief takes the yielder: CPU 0's ring is empty, tasks 2 and 3 are in its batch.
+    s.platform().current.store(1, Ordering::Relaxed);
+    assert_eq!(s.next_task(1).map(|j| j.id), Some(0));
+    s.platform().current.store(0, Ordering::Relaxed);
+    assert!(!s.prepare_park(0), "CPU 0 still has tasks 2 and 3");
+    let rest: Vec<u32> = core::iter::from_fn(|| s.next_task(0).map(|j| j.id)).collect();
+    assert_eq!(rest, [2, 3]);
+}

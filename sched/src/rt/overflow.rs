@@ -8,9 +8,10 @@
 //!    keeping the previous action to chain to. Each worker thread makes sure it has an alternate
 //!    signal stack ([`AltStack`]): the faulting stack is exhausted, so the handler cannot run on
 //!    it.
-//! 2. Before resuming a task, the worker records the task's guard-page range and header in its
-//!    own `Worker` (`fault_guard`, `fault_header`); the handler reads them through the worker's
-//!    thread-local pointer. A fault is synchronous, so these are never half-written when read.
+//! 2. Before resuming a task, the worker records the task's header in its own `Worker`
+//!    (`running`); the handler reads it through the worker's thread-local pointer and takes the
+//!    guard-page range from the header (`guard_lo`, `guard_hi`, written when the stack was
+//!    attached). A fault is synchronous, so these are never half-written when read.
 //! 3. A fault whose address (`si_addr`) lies in that range is an overflow of that task. The
 //!    handler writes one line to stderr with `write(2)` (no allocation, no locks): the task's
 //!    name, its stack size, the fault address and the CPU.
@@ -222,12 +223,16 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
     if let Some(w) = current_worker() {
-        let (lo, hi) = w.fault_guard.get();
-        let hdr = w.fault_header.get();
-        if !hdr.is_null() && (lo..hi).contains(&addr) {
-            // SAFETY: a non-null fault_header is the header of the task this worker is running
-            // (set before resume, cleared after); the worker holds it alive.
-            let hdr = unsafe { &*hdr };
+        let hdr = w.running.get();
+        // SAFETY: a non-null `running` is the header of the task this worker is running (set
+        // before resume, cleared after); the worker holds it alive.
+        let hdr = (!hdr.is_null()).then(|| unsafe { &*hdr });
+        let guard =
+            hdr.map(|h| h.guard_lo.load(Ordering::Relaxed)..h.guard_hi.load(Ordering::Relaxed));
+        if let (Some(hdr), Some(guard)) = (hdr, guard)
+            && guard.contains(&addr)
+        {
+            let lo = guard.start;
             let abort = w.shared().overflow_action_code() == action_code(OverflowAction::Abort);
             let mut line = Line {
                 buf: [0; 512],

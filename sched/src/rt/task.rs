@@ -77,6 +77,18 @@ pub(crate) struct Header {
     me: core::cell::Cell<Option<core::ptr::NonNull<Task<dyn Run>>>>,
 }
 
+impl Header {
+    /// The task allocation this header heads, as the worker uses it (a raw pointer, for a
+    /// reference that must outlive the caller's borrow while something else keeps the task
+    /// alive).
+    pub(crate) fn task_ptr(&self) -> *const Task<dyn Run> {
+        match self.me.get() {
+            Some(p) => p.as_ptr(),
+            None => unreachable!("a task's header is reachable only after new_task set `me`"),
+        }
+    }
+}
+
 const JOIN_NONE: u8 = 0;
 const JOIN_WAITING: u8 = 1;
 const JOIN_DONE: u8 = 2;
@@ -189,18 +201,22 @@ impl TaskRef {
         unsafe { &*self.fat() }
     }
 
-    /// The task allocation, as a raw pointer (for a reference that must outlive this handle's
-    /// borrow while something else keeps the task alive).
-    pub(crate) fn task_ptr(&self) -> *const Task<dyn Run> {
-        self.fat()
-    }
-
     /// The fat pointer the task's `Arc` was made from.
     fn fat(&self) -> *const Task<dyn Run> {
-        match self.hdr().me.get() {
-            Some(p) => p.as_ptr(),
-            None => unreachable!("a TaskRef exists only after new_task set `me`"),
-        }
+        self.hdr().task_ptr()
+    }
+
+    /// A new handle (one more strong count) of the task whose header is `hdr`.
+    ///
+    /// # Safety
+    /// 1. `hdr` is the header of a task made by `new_task`, and some handle keeps that task
+    ///    alive for the duration of the call.
+    pub(crate) unsafe fn clone_of(hdr: &Header) -> TaskRef {
+        // The borrowed handle is never dropped: it only lends `clone` the pointer.
+        let borrowed = core::mem::ManuallyDrop::new(TaskRef(core::ptr::NonNull::from(hdr)));
+        // Precondition 1 is what `clone` needs of `borrowed`: `me` is set and the allocation
+        // is alive with a count held elsewhere.
+        TaskRef::clone(&borrowed)
     }
 
     /// Whether both handles name the same task.
