@@ -124,6 +124,15 @@ impl<T> NextSlot<T> {
             })
     }
 
+    /// Owner: whether a task waits in the slot, without the lock (one plain load: the yield
+    /// path asks on every yield). Only the owner fills the slot, so the owner never sees `false`
+    /// while its own task is there; a `true` may be stale when a thief just took the task, and
+    /// the caller's [`NextSlot::take`] then finds nothing.
+    #[inline(always)]
+    pub fn owner_sees_occupied(&self) -> bool {
+        self.occupied.load(Ordering::Relaxed)
+    }
+
     /// Whether a task waits in the slot (may race; for idle checks).
     pub fn is_occupied(&self) -> bool {
         self.slot.try_with(|s| s.is_some()).unwrap_or(true)

@@ -404,7 +404,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         if self.yield_fast
             && me.inbox.is_empty()
             && self.injectors[me.injector].is_empty()
-            && !me.next.is_occupied()
+            && !me.next.owner_sees_occupied()
         {
             if me.streak.load(Ordering::Relaxed) != 0 {
                 me.streak.store(0, Ordering::Relaxed);
