@@ -1,19 +1,9 @@
 //! End-to-end tests of the `manycore` binary (root package; discovered as `tests/cli/main.rs`).
 
-use std::process::Command;
-
 use serde_json::Value;
 
 fn manycore(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_manycore"))
-        .args(args)
-        .output()
-        .expect("run the manycore binary");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    manycore_tests::run_binary(std::path::Path::new(env!("CARGO_BIN_EXE_manycore")), args)
 }
 
 #[test]

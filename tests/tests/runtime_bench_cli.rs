@@ -5,42 +5,13 @@
 //! The `manycore` binary is found next to this test's executable (`target/<profile>/manycore`);
 //! `cargo test --workspace` builds it before running any test.
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use manycore_sim::cost::CostModel;
+use manycore_tests::run_manycore;
 use serde_json::Value;
-
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target directory");
-    let bin = dir.join(format!("manycore{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "{} is missing: build the workspace binary first (`cargo test --workspace` or `cargo build`)",
-        bin.display()
-    );
-    bin
-}
-
-fn manycore(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(binary())
-        .args(args)
-        .output()
-        .expect("run the manycore binary");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn json_report_has_the_documented_shape() {
-    let (code, out, err) = manycore(&[
+    let (code, out, err) = run_manycore(&[
         "bench",
         "--json",
         "--only",
@@ -87,7 +58,7 @@ fn calibrate_writes_a_cost_model_the_simulator_reads() {
     let dir = std::env::temp_dir().join(format!("manycore-bench-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("host.toml");
-    let (code, _, err) = manycore(&[
+    let (code, _, err) = run_manycore(&[
         "bench",
         "--samples",
         "3",
@@ -128,7 +99,7 @@ fn bad_input_is_one_clear_error() {
             "--calibrate uses every row",
         ),
     ] {
-        let (code, out, err) = manycore(&args);
+        let (code, out, err) = run_manycore(&args);
         assert_eq!(code, 2, "{args:?}: stdout {out} stderr {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");

@@ -5,37 +5,9 @@
 //! `cargo test --workspace` builds it before running any test.
 
 use std::path::PathBuf;
-use std::process::Command;
 
+use manycore_tests::run_manycore;
 use serde_json::Value;
-
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/sim_cli-<hash> -> target/<profile>/manycore
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target directory");
-    let bin = dir.join(format!("manycore{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "{} is missing: build the workspace binary first (`cargo test --workspace` or `cargo build`)",
-        bin.display()
-    );
-    bin
-}
-
-fn manycore(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(binary())
-        .args(args)
-        .output()
-        .expect("run the manycore binary");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("manycore-sim-cli-{name}-{}", std::process::id()));
@@ -45,7 +17,7 @@ fn temp_dir(name: &str) -> PathBuf {
 
 #[test]
 fn no_argument_run_prints_every_policy_side_by_side() {
-    let (code, out, err) = manycore(&["sim"]);
+    let (code, out, err) = run_manycore(&["sim"]);
     assert_eq!(code, 0, "stderr: {err}");
     for policy in ["topology", "random", "nosteal", "global", "linux"] {
         assert!(
@@ -61,7 +33,7 @@ fn no_argument_run_prints_every_policy_side_by_side() {
 
 #[test]
 fn json_has_the_schema_of_the_issue() {
-    let (code, out, err) = manycore(&[
+    let (code, out, err) = run_manycore(&[
         "sim",
         "-t",
         "epyc-2s-nps4",
@@ -112,7 +84,7 @@ fn csv_plots_trace_and_sweep_are_written() {
     let dir = temp_dir("outputs");
     let trace = dir.join("trace.json");
     let plots = dir.join("plots");
-    let (code, out, err) = manycore(&[
+    let (code, out, err) = run_manycore(&[
         "sim",
         "-t",
         "laptop",
@@ -149,7 +121,7 @@ fn csv_plots_trace_and_sweep_are_written() {
     );
 
     let csv = dir.join("sweep.csv");
-    let (code, _, err) = manycore(&[
+    let (code, _, err) = run_manycore(&[
         "sim",
         "sweep",
         "-t",
@@ -210,7 +182,7 @@ fn bad_input_is_one_error_line_with_status_2() {
         let mut full = vec!["sim".to_string()];
         full.extend(args.iter().cloned());
         let refs: Vec<&str> = full.iter().map(String::as_str).collect();
-        let (code, out, err) = manycore(&refs);
+        let (code, out, err) = run_manycore(&refs);
         assert_eq!(
             code, 2,
             "{args:?}: status {code}, stdout {out:?}, stderr {err:?}"

@@ -34,7 +34,6 @@
 //! Run in release, like the calibration it relies on:
 //! `cargo build --release && cargo test --release -p manycore-tests --test sim_fidelity -- --nocapture`.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -67,28 +66,12 @@ const SERVER_LOAD: f64 = 1.2;
 /// The request generator sleeps at least this long between deliveries.
 const GENERATOR_TICK_NS: u64 = 500_000;
 
-/// The `manycore` binary next to this test's executable.
-fn binary() -> PathBuf {
-    let mut dir = std::env::current_exe().expect("test executable path");
-    dir.pop();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let bin = dir.join(format!("manycore{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "{} is missing: build the workspace binary first (`cargo build --release`)",
-        bin.display()
-    );
-    bin
-}
-
 /// Calibrates a cost model on this host with `manycore bench --calibrate`.
 fn calibrate() -> CostModel {
     let dir = std::env::temp_dir().join(format!("manycore-sim-fidelity-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("host.toml");
-    let out = Command::new(binary())
+    let out = Command::new(manycore_tests::manycore_binary())
         .args(["bench", "--samples", "21", "--scale", "0.2", "--calibrate"])
         .arg(&file)
         .output()
