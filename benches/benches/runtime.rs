@@ -12,11 +12,11 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use manycore_sched::rt::{self, Builder, Event, Runtime};
+use manycore_sched::rt::{self, Builder, Event, FutexPingPong, Runtime};
 use manycore_sched::{NoStealPolicy, SpawnHint};
 use manycore_topology::Topology;
 
@@ -184,59 +184,21 @@ fn manycore_pingpong(rt: &Runtime, a_cpu: usize, b_cpu: usize, iters: u64) -> Du
 }
 
 fn futex_pingpong(cpus: (usize, usize), iters: u64) -> Duration {
-    fn wait(w: &AtomicU32, until: u32) {
-        loop {
-            let seen = w.load(Ordering::Acquire);
-            if seen == until {
-                return;
-            }
-            // SAFETY: FUTEX_WAIT on a live aligned u32.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_futex,
-                    w.as_ptr(),
-                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-                    seen,
-                    std::ptr::null::<libc::timespec>(),
-                );
-            }
-        }
-    }
-    fn set(w: &AtomicU32, v: u32) {
-        w.store(v, Ordering::Release);
-        // SAFETY: FUTEX_WAKE on a live aligned u32.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                w.as_ptr(),
-                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-                1,
-            )
-        };
-    }
-    let word = Arc::new(AtomicU32::new(0));
-    let w2 = word.clone();
-    let other = std::thread::spawn(move || {
+    let (mut pp, other) = FutexPingPong::start(iters, move || {
         pin(cpus.1);
-        for i in 0..iters {
-            let base = (i as u32).wrapping_mul(2);
-            wait(&w2, base.wrapping_add(1));
-            set(&w2, base.wrapping_add(2));
-        }
+        Ok(())
     });
     let d = std::thread::spawn(move || {
         pin(cpus.0);
         let t = Instant::now();
-        for i in 0..iters {
-            let base = (i as u32).wrapping_mul(2);
-            set(&word, base.wrapping_add(1));
-            wait(&word, base.wrapping_add(2));
+        for _ in 0..iters {
+            pp.round();
         }
         t.elapsed() / 2
     })
     .join()
     .expect("pinger");
-    other.join().expect("ponger");
+    other.join().expect("ponger").expect("ponger setup");
     d
 }
 

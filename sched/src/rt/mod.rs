@@ -30,6 +30,8 @@
 //!   `channel.rs` (bounded MPMC [`channel`]), `timer.rs` ([`sleep`]), `future.rs` ([`block_on`]).
 //! - `stacks.rs`: the stack source (plain `mmap`, `mmap` bound to the starting CPU's node on
 //!   multi-node hosts, or one given to [`Builder::stack_source`]).
+//! - `futex_pingpong.rs`: [`FutexPingPong`], the OS-thread futex ping-pong that benchmarks
+//!   compare the runtime's ping-pong with.
 //! - `overflow.rs`: the `SIGSEGV` handler that names a task whose stack overflowed
 //!   ([`OverflowAction`]).
 //!
@@ -85,6 +87,7 @@
 mod builder;
 mod channel;
 mod condvar;
+mod futex_pingpong;
 mod future;
 pub(crate) mod handshake;
 mod mutex;
@@ -104,6 +107,7 @@ pub use channel::{
     CapacityError, Receiver, RecvError, SendError, Sender, TryRecvError, TrySendError, channel,
 };
 pub use condvar::{Condvar, Event};
+pub use futex_pingpong::FutexPingPong;
 pub use future::block_on;
 pub use mutex::{MUTEX_SPIN_ROUNDS, Mutex, MutexGuard};
 pub use overflow::OverflowAction;

@@ -84,7 +84,9 @@ impl Parker {
     }
 }
 
-fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<std::time::Duration>) {
+/// `FUTEX_WAIT` on `word` while it holds `expected`, up to `timeout` (returns early on a wake,
+/// a signal, or when the word changed).
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<std::time::Duration>) {
     let ts = timeout.map(|t| libc::timespec {
         tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: t.subsec_nanos() as libc::c_long,
@@ -105,7 +107,8 @@ fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<std::time::Durati
     }
 }
 
-fn futex_wake(word: &AtomicU32) {
+/// `FUTEX_WAKE` of at most one waiter on `word`.
+pub(crate) fn futex_wake(word: &AtomicU32) {
     // SAFETY: FUTEX_WAKE on a live, aligned u32 wakes at most one waiter; no memory is written.
     unsafe {
         libc::syscall(

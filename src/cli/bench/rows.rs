@@ -7,7 +7,7 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use manycore_sched::arch::{TaskContext, init_task, resume, suspend};
 use manycore_sched::rt::{self, Builder, Event};
@@ -144,64 +144,18 @@ pub fn os_yield(c: &Ctx) -> Result<Samples, String> {
     }))
 }
 
-fn futex_wait(w: &AtomicU32, until: u32) {
-    loop {
-        let seen = w.load(Ordering::Acquire);
-        if seen == until {
-            return;
-        }
-        // SAFETY: FUTEX_WAIT on a live aligned u32; returns on change, wake or signal.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                w.as_ptr(),
-                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-                seen,
-                std::ptr::null::<libc::timespec>(),
-            );
-        }
-    }
-}
-
-fn futex_set(w: &AtomicU32, v: u32) {
-    w.store(v, Ordering::Release);
-    // SAFETY: FUTEX_WAKE on a live aligned u32.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            w.as_ptr(),
-            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-            1,
-        )
-    };
-}
-
 /// `pingpong.*.os_futex`: two OS threads pinned to `cpus` hand a token back and forth through a
 /// futex word; one-way handoff.
 pub fn os_futex_pingpong(c: &Ctx, cpus: (usize, usize), base: u64) -> Result<Samples, String> {
-    let word = Arc::new(AtomicU32::new(0));
-    let w2 = word.clone();
     let ops = c.ops(base);
     // Exactly the rounds `sample` runs: one warm-up batch, then `samples` batches.
     let rounds_total = ops * (u64::from(c.samples) + 1);
     let other_cpu = cpus.1;
-    let other = std::thread::spawn(move || -> Result<(), String> {
-        let _pin = Pin::to(other_cpu)?;
-        for i in 0..rounds_total {
-            let base = (i as u32).wrapping_mul(2);
-            futex_wait(&w2, base.wrapping_add(1));
-            futex_set(&w2, base.wrapping_add(2));
-        }
-        Ok(())
-    });
-    let pin = Pin::to(cpus.0);
-    let mut i: u64 = 0;
+    let pin = Pin::to(cpus.0)?;
+    let (mut pp, other) = rt::FutexPingPong::start(rounds_total, move || Pin::to(other_cpu));
     let s = sample(&c.clock, c.samples, ops, |n| {
         for _ in 0..n {
-            let base = (i as u32).wrapping_mul(2);
-            futex_set(&word, base.wrapping_add(1));
-            futex_wait(&word, base.wrapping_add(2));
-            i += 1;
+            pp.round();
         }
     });
     drop(pin);
