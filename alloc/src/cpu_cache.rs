@@ -28,9 +28,10 @@ use core::ptr;
 use crate::heap::Heap;
 use crate::magazine::Magazine;
 use crate::node_map::MAX_NODES;
+use crate::owned::{OWNED_CLASSES, is_owned_class};
 use crate::page_source::PageSource;
 use crate::remote_free::RemoteBatch;
-use crate::segment::{class_at, segment_of};
+use crate::segment::{SlabMeta, class_at, owner_at, segment_of, slab_of};
 use crate::size_class::{self, MAGAZINE_CAPACITY, NUM_CLASSES, class_bytes};
 use crate::stats;
 
@@ -135,6 +136,10 @@ pub struct Cache {
     evict_cursor: usize,
     /// Blocks freed here that belong to other nodes, per destination node.
     remote: [RemoteBatch; MAX_NODES],
+    /// This cache's id as an owner of slabs (0 until its first owned-class refill).
+    id: u8,
+    /// Per owned class: the slab this cache owns and refills from (null when none).
+    own: [*mut SlabMeta; OWNED_CLASSES],
 }
 
 // SAFETY: a cache's raw pointers are magazines and blocks it owns; moving it to another thread
@@ -154,6 +159,8 @@ impl Cache {
             held_bound_bytes: 0,
             evict_cursor: 0,
             remote: [RemoteBatch::EMPTY; MAX_NODES],
+            id: 0,
+            own: [ptr::null_mut(); OWNED_CLASSES],
         }
     }
 
@@ -251,8 +258,15 @@ impl Cache {
             let seg = segment_of(p);
             // SAFETY: precondition 1: `p` lies in a segment of `heap`, whose header is valid.
             unsafe {
-                let c = class_at(seg, p) as usize;
-                if c < NUM_CLASSES && (*seg).node as usize == self.node {
+                // One load: the class, and the owner of the block's slab (blocks of a slab
+                // another cache owns go home, see `owned`).
+                let tag = crate::segment::tag_at(seg, p);
+                let c = (tag & 0xff) as usize;
+                let owner = (tag >> 8) as u8;
+                if c < NUM_CLASSES
+                    && (owner == 0 || owner == self.id)
+                    && (*seg).node as usize == self.node
+                {
                     let cc = self.classes.get_unchecked_mut(c);
                     if cc.count < cc.cap {
                         cc.push(p);
@@ -283,6 +297,16 @@ impl Cache {
             let node = (*seg).node as usize;
             if node != self.node {
                 return self.free_remote(heap, node, p);
+            }
+            let owner = owner_at(seg, p);
+            if owner != 0 && owner != self.id {
+                // Another cache owns the slab: the block goes onto its thread-free list. A
+                // bounce means the owner gave the slab up since we read `owner`: it is shared
+                // now, and the block may stay here.
+                if (*slab_of(seg, p)).xfree.push_chain(p, p) {
+                    self.classes.get_unchecked_mut(c).frees += 1;
+                    return;
+                }
             }
             let prev = *self.previous.get_unchecked(c);
             let cc = self.classes.get_unchecked_mut(c);
@@ -365,6 +389,32 @@ impl Cache {
             let m = cc.unload();
             cc.load(*prev);
             *prev = m;
+        } else if is_owned_class(c) {
+            // 2'. Owned classes: no depot; refill the loaded magazine from the own slab.
+            if !ns.inbox.is_empty() {
+                heap.drain_inbox(ns, node);
+            }
+            if self.id == 0 {
+                self.id = heap.new_cache_id();
+            }
+            if cc.loaded.is_null() {
+                let m = ns.classes[c]
+                    .lock
+                    .with(|inner| heap.empty_magazine(ns, node, c, inner));
+                if m.is_null() {
+                    return ptr::null_mut();
+                }
+                cc.load(m);
+                self.held_bound_bytes += MAGAZINE_CAPACITY[c] as usize * class_bytes(c);
+            }
+            let m = cc.loaded;
+            // SAFETY: our magazine, empty (slow path), `cap <= MAGAZINE_CAPACITY_MAX`;
+            // `own[c]` is null or our own slab of `c` on `node` (it is reset on rebind).
+            unsafe {
+                let items = &mut (&mut (*m).items)[..cc.cap as usize];
+                let n = heap.refill_owned(ns, node, c, &mut self.own[c], self.id, items);
+                cc.count = n as u32;
+            }
         } else {
             // 2. Pending remote frees become free blocks first (no lock held here).
             if !ns.inbox.is_empty() {
@@ -446,6 +496,35 @@ impl Cache {
             let m = cc.unload();
             cc.load(*prev);
             *prev = m;
+        } else if cc.count >= cc.cap && is_owned_class(c) {
+            // 2'. Owned classes: no depot. The full previous magazine goes back to the slabs
+            // and becomes the empty loaded one.
+            if !prev.is_null() {
+                let pm = *prev;
+                // SAFETY: our magazine with blocks of `c` on `node`; `own[c]` is ours.
+                unsafe {
+                    let blocks = &(&(*pm).items)[..(*pm).count as usize];
+                    heap.return_owned_blocks(ns, node, c, self.own[c], blocks);
+                    (*pm).count = 0;
+                }
+                let m = cc.unload();
+                cc.load(pm);
+                *prev = m;
+            } else {
+                let m = ns.classes[c]
+                    .lock
+                    .with(|inner| heap.empty_magazine(ns, node, c, inner));
+                if m.is_null() {
+                    // Out of pages for a magazine: the block goes straight back to its slab.
+                    // SAFETY: `p` is a free block of `c` on `node`, ours.
+                    unsafe { heap.return_owned_blocks(ns, node, c, self.own[c], &[p]) };
+                    stats::add(&ns.stats.classes[c].frees, 1);
+                    return;
+                }
+                *prev = cc.unload();
+                cc.load(m);
+                self.held_bound_bytes += MAGAZINE_CAPACITY[c] as usize * class_bytes(c);
+            }
         } else if cc.count >= cc.cap {
             let mut added = 0usize;
             let mut fallback = false;
@@ -547,6 +626,9 @@ impl Cache {
         cc.frees = 0;
         let loaded = cc.unload();
         let prev = core::mem::replace(&mut self.previous[c], ptr::null_mut());
+        if is_owned_class(c) {
+            return self.flush_owned_class(heap, ns, node, c, [prev, loaded]);
+        }
         if loaded.is_null() && prev.is_null() {
             return;
         }
@@ -577,6 +659,49 @@ impl Cache {
         self.held_bound_bytes = self.held_bound_bytes.saturating_sub(held * per_mag);
     }
 
+    /// `flush_class` of an owned class: every block back to its slab, the magazines to the
+    /// node, and the own slab given up (shared from now on).
+    fn flush_owned_class<P: PageSource>(
+        &mut self,
+        heap: &Heap<P>,
+        ns: &crate::node::NodeState,
+        node: usize,
+        c: usize,
+        mags: [*mut crate::magazine::Magazine; 2],
+    ) {
+        let own = core::mem::replace(&mut self.own[c], ptr::null_mut());
+        let mut held = 0;
+        for &m in &mags {
+            if m.is_null() {
+                continue;
+            }
+            held += 1;
+            // SAFETY: our magazines (counts written back by `unload`), blocks of `c` on
+            // `node`; `own` is our own slab of `c` (still owned until below).
+            unsafe {
+                heap.return_owned_blocks(ns, node, c, own, &(&(*m).items)[..(*m).count as usize]);
+                (*m).count = 0;
+            }
+        }
+        if held == 0 && own.is_null() {
+            return;
+        }
+        ns.classes[c].lock.with(|inner| {
+            for m in mags {
+                if !m.is_null() {
+                    // SAFETY: our empty magazines.
+                    unsafe { heap.put_empty_magazine(ns, inner, m) };
+                }
+            }
+            if !own.is_null() {
+                // SAFETY: our own slab of `c` on `node`.
+                unsafe { heap.disown_slab(ns, node, inner, own) };
+            }
+        });
+        let per_mag = MAGAZINE_CAPACITY[c] as usize * class_bytes(c);
+        self.held_bound_bytes = self.held_bound_bytes.saturating_sub(held * per_mag);
+    }
+
     /// Invariant 3: drop this class's spare magazine, then other classes' magazines, until
     /// the bound fits the budget (visiting at most [`EVICT_SCAN_MAX`] classes).
     fn enforce_budget<P: PageSource>(&mut self, heap: &Heap<P>, c: usize) {
@@ -592,8 +717,17 @@ impl Cache {
         let prev = self.previous[c];
         if !prev.is_null() {
             self.previous[c] = ptr::null_mut();
+            if is_owned_class(c) {
+                // SAFETY: our magazine with blocks of `c` on `node`; `own[c]` is ours.
+                unsafe {
+                    let blocks = &(&(*prev).items)[..(*prev).count as usize];
+                    heap.return_owned_blocks(ns, node, c, self.own[c], blocks);
+                    (*prev).count = 0;
+                }
+            }
             ns.classes[c].lock.with(|inner| {
-                // SAFETY: our magazine with blocks of `c` on `node`.
+                // SAFETY: our magazine with blocks of `c` on `node` (none left for an owned
+                // class, so it goes to the empty list, never to the depot's full one).
                 unsafe { heap.put_loaded_magazine(ns, node, inner, prev) }
             });
             self.held_bound_bytes -= per_mag;

@@ -110,6 +110,8 @@ pub mod node_alloc;
 pub mod node_map;
 #[cfg(not(loom))]
 pub mod object_cache;
+#[cfg(not(loom))]
+pub mod owned;
 pub mod page_source;
 #[cfg(not(loom))]
 pub mod percpu;
@@ -124,6 +126,7 @@ pub mod stats;
 pub(crate) mod sync;
 #[cfg(feature = "std")]
 pub mod sys;
+pub mod thread_free;
 
 #[cfg(not(loom))]
 pub use cpu_cache::Cache;

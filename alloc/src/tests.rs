@@ -605,7 +605,9 @@ fn miri_core_paths_two_nodes() {
 fn miri_magazine_counts_survive_swaps_trades_and_flushes() {
     // 16 KiB: 4 blocks per magazine (through `alloc_general`); 1 KiB: 64 per magazine
     // (through the inlined small-size fast path).
-    for size in [16 << 10, 1 << 10] {
+    // 48 B: an owned class (`owned`: no depot, magazines drained into and refilled from
+    // the cache's own slab).
+    for size in [16 << 10, 1 << 10, 48] {
         magazine_boundaries(size);
     }
 }
@@ -730,4 +732,139 @@ fn flushed_half_full_magazine_reaches_the_next_cache_whole() {
     }
     heap.trim();
     assert_eq!(heap.stats(0).bytes_in_use(), 0);
+}
+
+const LINE_BYTES: usize = 64;
+
+/// Passive false sharing (Hoard's cache-scratch): blocks of a small class carved for cache
+/// `a` and freed by cache `b` must not come back out of `b` (which would have `b`'s thread use
+/// a block whose neighbours `a`'s thread still uses); none of `b`'s blocks may share a cache
+/// line with `a`'s; and the freed blocks reach `a`, whose next refill hands them out again.
+#[test]
+fn foreign_frees_of_small_blocks_go_home_never_into_the_freeing_cache() {
+    for size in [8, 24, 64, 120] {
+        let heap = fake_heap(1);
+        let mut a = Cache::new(0, false);
+        let mut b = Cache::new(0, false);
+        let c = crate::size_class::class_for(size, 8).unwrap();
+        assert!(crate::owned::is_owned_class(c));
+        let cap = crate::size_class::MAGAZINE_CAPACITY[c] as usize;
+        // `a` takes half its first magazine; `b` frees those blocks.
+        let given: Vec<*mut u8> = (0..cap / 2).map(|_| a.alloc(&heap, size, 8)).collect();
+        let a_lines: HashSet<usize> = given
+            .iter()
+            .flat_map(|&p| [p.addr() / LINE_BYTES, (p.addr() + size - 1) / LINE_BYTES])
+            .collect();
+        for &p in &given {
+            // SAFETY: live, freed once.
+            unsafe { b.free(&heap, p) };
+        }
+        let given_set: HashSet<usize> = given.iter().map(|p| p.addr()).collect();
+        // `b` allocates and frees far more than a magazine's worth: never one of `a`'s
+        // blocks, never a line `a`'s blocks touch.
+        let mut mine = Vec::new();
+        for round in 0..4 * cap {
+            let q = b.alloc(&heap, size, 8);
+            assert!(
+                !given_set.contains(&q.addr()),
+                "{size} B: b reused a's block {q:p}"
+            );
+            for line in [q.addr() / LINE_BYTES, (q.addr() + size - 1) / LINE_BYTES] {
+                assert!(
+                    !a_lines.contains(&line),
+                    "{size} B: b's block {q:p} shares a line with a's blocks"
+                );
+            }
+            mine.push(q);
+            if round % 3 == 2 {
+                // SAFETY: live, freed once.
+                unsafe { b.free(&heap, mine.swap_remove(0)) };
+            }
+        }
+        // They reached `a`: after the rest of its loaded magazine, its next refill puts every
+        // one of them in the magazine (under the blocks carved to fill it up).
+        let next: HashSet<usize> = (0..2 * cap)
+            .map(|_| a.alloc(&heap, size, 8).addr())
+            .collect();
+        assert!(
+            given_set.is_subset(&next),
+            "{size} B: blocks freed by b did not come back to their owner a"
+        );
+        for p in next {
+            // SAFETY: live, freed once (by `a`, their owner).
+            unsafe { a.free(&heap, p as *mut u8) };
+        }
+        for p in mine {
+            // SAFETY: live, freed once.
+            unsafe { a.free(&heap, p) };
+        }
+        a.flush(&heap);
+        b.flush(&heap);
+        let st = heap.stats(0);
+        assert_eq!(st.allocs(), st.frees(), "{size} B: {st:?}");
+        assert_eq!(st.bytes_in_use(), 0, "{size} B");
+        heap.trim();
+        assert!(
+            heap.source().held_bytes()
+                <= crate::node::NodeState::PAGES_BYTES + crate::SEGMENT_BYTES,
+            "{size} B: slabs still held after every block came back"
+        );
+    }
+}
+
+/// The hand-offs of slab ownership with blocks in flight: the owner flushes (thread exit)
+/// while other caches' frees wait on its thread-free list; another cache adopts the slab
+/// while the first cache's users still hold its blocks; those are freed through the first
+/// cache and must reach the adopter. No block is lost or handed out twice, and every slab
+/// comes back. Small enough for Miri.
+#[test]
+fn miri_owned_slabs_survive_flush_adoption_and_stale_frees() {
+    let heap = fake_heap(1);
+    let size = 16;
+    let mut a = Cache::new(0, false);
+    let mut b = Cache::new(0, false);
+    let mut live: Vec<*mut u8> = (0..100).map(|_| a.alloc(&heap, size, 8)).collect();
+    let mut seen: HashSet<usize> = live.iter().map(|p| p.addr()).collect();
+    assert_eq!(seen.len(), live.len());
+    for (i, &p) in live.iter().enumerate() {
+        fill(p, size, i as u8);
+    }
+    // `b` frees a third: they wait on a's slab's thread-free list.
+    for p in live.drain(..33) {
+        seen.remove(&p.addr());
+        // SAFETY: live, freed once.
+        unsafe { b.free(&heap, p) };
+    }
+    // `a` exits: its slab becomes shared with the pending blocks folded in.
+    a.flush(&heap);
+    // `c` adopts the shared partial slab while 67 of its blocks are still live.
+    let mut c = Cache::new(0, false);
+    for _ in 0..40 {
+        let q = c.alloc(&heap, size, 8);
+        assert!(seen.insert(q.addr()), "block {q:p} handed out twice");
+        live.push(q);
+    }
+    // Everything is freed through `a` again (its cache reused after the flush), then `b`.
+    for (k, p) in live.drain(..).enumerate() {
+        // SAFETY: live, freed once.
+        unsafe {
+            if k % 2 == 0 {
+                a.free(&heap, p);
+            } else {
+                b.free(&heap, p);
+            }
+        }
+    }
+    for cache in [&mut a, &mut b, &mut c] {
+        cache.flush(&heap);
+    }
+    let st = heap.stats(0);
+    assert_eq!(st.allocs(), 140);
+    assert_eq!(st.frees(), 140);
+    assert_eq!(st.bytes_in_use(), 0);
+    heap.trim();
+    assert!(
+        heap.source().held_bytes() <= crate::node::NodeState::PAGES_BYTES + crate::SEGMENT_BYTES,
+        "slabs still held after every block came back: blocks were lost"
+    );
 }
