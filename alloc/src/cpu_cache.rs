@@ -681,7 +681,9 @@ impl Cache {
         };
         let mut q = b.head;
         ns.classes[c].lock.with(|inner| {
-            while !q.is_null() {
+            // Exactly the batch's blocks (a bounced push leaves the tail's link null, and the
+            // count bounds the walk regardless).
+            for _ in 0..b.count {
                 // SAFETY: as above; `put_block` routes by the slab's state under the lock.
                 unsafe {
                     let next = crate::remote_free::next_of(q);

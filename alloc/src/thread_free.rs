@@ -77,7 +77,9 @@ impl ThreadFree {
     }
 
     /// Step 2: pushes the chain `first ..= last` (linked through each block's first word).
-    /// Returns `false`, with the chain still the caller's, when the list is closed.
+    /// Returns `false`, with the chain still the caller's, when the list is closed; `last`'s
+    /// link is then null (an attempt that lost a race had pointed it into the list, and a
+    /// caller walking its bounced chain must not follow it there).
     ///
     /// # Safety
     /// 1. The chain is well formed and owned by the caller; on success ownership passes to
@@ -86,6 +88,8 @@ impl ThreadFree {
         let mut h = self.head.load(Ordering::Relaxed);
         loop {
             if h.addr() & OPEN == 0 {
+                // SAFETY: precondition 1: `last` is still ours.
+                unsafe { set_next(last, ptr::null_mut()) };
                 return false;
             }
             // SAFETY: precondition 1: `last` is ours until the CAS below publishes it.
@@ -185,7 +189,9 @@ mod loom_tests {
     /// Two caches free one block each into an owned slab while its owner takes the list and
     /// then gives the slab up: every block is either collected by the owner exactly once
     /// (through `take` or `close`) or bounced back to its pusher, never lost, never twice;
-    /// nothing is accepted after the close.
+    /// nothing is accepted after the close; a bounced chain does not lead into the list
+    /// (found by the benchmark: a bounced batch walked into the owner's blocks and freed
+    /// them twice).
     #[test]
     fn loom_thread_frees_arrive_exactly_once_or_bounce() {
         loom::model(|| {
@@ -201,6 +207,15 @@ mod loom_tests {
                     thread::spawn(move || {
                         // SAFETY: the thread owns its block.
                         let ok = unsafe { tf.push_chain(b as *mut u8, b as *mut u8) };
+                        if !ok {
+                            // A bounced chain ends where it ended: an attempt that lost a race
+                            // to the close had linked it to the list's blocks.
+                            // SAFETY: the block is still ours.
+                            assert!(
+                                unsafe { next_of(b as *mut u8) }.is_null(),
+                                "a bounced chain leads into the list"
+                            );
+                        }
                         (!ok).then_some(b)
                     })
                 })
