@@ -3,7 +3,7 @@
 //!
 //! Fast paths touch only the cache (owned by one CPU with preemption off, or by one thread):
 //! allocation pops from the class's loaded magazine, a free of a block of the cache's own node
-//! pushes onto it unless another cache owns the block's slab (classes up to 128 B, see
+//! pushes onto it unless another cache owns the block's slab (classes up to 56 B, see
 //! [`owned`](crate::owned): the owner id comes with the class in one header load). No lock,
 //! no atomic read-modify-write. A free of another node's block goes to that node's
 //! [`RemoteBatch`], never into a magazine; a free of a block another cache owns goes onto its
@@ -467,15 +467,26 @@ impl Cache {
             };
             cc.count = n as u32;
             if n == 0 {
+                let id = self.id;
                 let traded = ns.classes[c].lock.with(|inner| {
                     let full = inner.depot.pop_full();
-                    if !full.is_null() {
-                        let empty = cc.unload();
-                        // SAFETY: our empty magazine.
-                        unsafe { heap.put_empty_magazine(ns, inner, empty) };
-                        cc.load(full);
+                    if full.is_null() {
+                        return false;
                     }
-                    !full.is_null()
+                    // SAFETY: `full` is a full magazine of `c` on `node` we just took; `own`
+                    // is null or our exhausted own slab; `empty` is our empty magazine.
+                    unsafe {
+                        if !heap.adopt_magazine_slab(ns, node, inner, full, own, id) {
+                            // Its slab has an owner already: the blocks go to it.
+                            heap.drain_magazine(ns, node, inner, full);
+                            heap.put_empty_magazine(ns, inner, full);
+                            return false;
+                        }
+                        let empty = cc.unload();
+                        heap.put_empty_magazine(ns, inner, empty);
+                    }
+                    cc.load(full);
+                    true
                 });
                 if !traded {
                     let m = cc.loaded;

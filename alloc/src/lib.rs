@@ -15,7 +15,7 @@
 //!   cache's magazines; it joins a per-destination batch and is spliced onto the owner node's
 //!   lock-free inbox ([`remote_free`] protocol), which the owner drains
 //!   into its slabs.
-//! - **Small blocks stay with their cache.** Slabs of the classes up to 128 B are owned by one
+//! - **Small blocks stay with their cache.** Slabs of the classes up to 56 B are owned by one
 //!   cache at a time ([`owned`]); a block freed by another cache goes back to its slab's
 //!   owner through the slab's lock-free [`thread_free`] list, never into the freeing cache's
 //!   magazine, so two threads are not handed neighbouring blocks of one cache line (passive

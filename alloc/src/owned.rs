@@ -3,9 +3,12 @@
 //! A magazine allocator that caches whatever its thread frees hands a block freed by thread B
 //! but carved for thread A to B's next allocation, while A keeps using the block's neighbours:
 //! two threads then write one cache line (allocator-induced *passive false sharing*, Hoard's
-//! cache-scratch). For the classes up to [`OWNED_CLASS_MAX_BYTES`] (blocks of 8..=128 bytes,
-//! which share 64-byte lines or, at 128 B, the pairs of lines the adjacent-line prefetcher
-//! fetches together), this module keeps the blocks of one slab with one cache:
+//! cache-scratch). For the classes up to [`OWNED_CLASS_MAX_BYTES`] (blocks of 8..=56 bytes,
+//! several to a 64-byte line), this module keeps the blocks of one slab with one cache.
+//! (Blocks of 72..=120 bytes straddle lines too, but owning them as well cost Larson 1.13-1.17
+//! and xmalloc 1.15-1.31 of mimalloc against 1.09-1.13 and 0.89-1.09 at 56 B, in the same
+//! loaded runs: every free of another thread's block writes the block and its owner reads it
+//! back, where a magazine only stores the pointer. 64 B blocks are line-aligned.)
 //!
 //! - **Ownership.** A cache refills such a class only from the one slab it owns for it (its
 //!   *own slab*, [`SlabState::Owned`], on no list). The header's per-cell tag names the
@@ -63,7 +66,7 @@ use crate::sync::Ordering;
 use crate::thread_free::ThreadFree;
 
 /// The largest class whose slabs are owned by one cache.
-pub const OWNED_CLASS_MAX_BYTES: usize = 128;
+pub const OWNED_CLASS_MAX_BYTES: usize = 56;
 
 /// Number of owned classes (the classes are sorted by size, so they are `0..OWNED_CLASSES`).
 pub const OWNED_CLASSES: usize = OWNED_CLASS_MAX_BYTES / 8;
@@ -129,6 +132,21 @@ pub(crate) unsafe fn pop_own(s: *mut SlabMeta, out: &mut [*mut u8]) -> usize {
         (*s).used += n as u32;
     }
     n
+}
+
+/// Makes `s` owned by cache `id` (state, open thread-free list, tag).
+///
+/// # Safety
+/// 1. `s` is a slab on no list, with a closed thread-free list, and the caller holds its
+///    class lock.
+unsafe fn own_slab(s: *mut SlabMeta, id: u8) {
+    // SAFETY: precondition 1: the shared fields are guarded by the lock the caller holds.
+    unsafe {
+        (*s).state.store(SlabState::Owned as u8, Ordering::Relaxed);
+        (*s).xfree.open();
+        let seg = segment_of(s.cast());
+        set_tag(seg, slab_index(seg, s), (*s).class, id);
+    }
 }
 
 /// Returns a block to the own slab it came from (no lock).
@@ -197,15 +215,51 @@ impl<P: PageSource> Heap<P> {
                 None => return ptr::null_mut(),
             };
         }
-        // SAFETY: a slab of this class on no list, now ours; its shared fields are guarded by
-        // the lock we hold.
-        unsafe {
-            (*s).state.store(SlabState::Owned as u8, Ordering::Relaxed);
-            (*s).xfree.open();
-            let seg = segment_of(s.cast());
-            set_tag(seg, slab_index(seg, s), (*s).class, id);
-        }
+        // SAFETY: a slab of this class on no list, now ours.
+        unsafe { own_slab(s, id) };
         s
+    }
+
+    /// Under the class lock: the cache `id`, which just took a full magazine from the depot,
+    /// adopts the slab of the magazine's top block (usually the own slab a flushed cache gave
+    /// up, holding most of the magazine's blocks) when no cache owns it, giving up its
+    /// exhausted own slab `*own`. So the blocks it now hands out are of its own slab, and
+    /// another cache's frees of them come back to it. Without this, two fresh threads taking
+    /// two magazines of one exited thread were handed neighbouring blocks (the benchmark's
+    /// shared-lines count saw it). Returns `false`, adopting nothing, when another cache
+    /// owns that slab already: the caller then sends the magazine's blocks to their owners
+    /// instead of handing them out.
+    ///
+    /// # Safety
+    /// 1. `m` is a full magazine of `class` on `node` the caller just took; `*own` is null or
+    ///    the caller's own slab of `class`, with nothing left to pop.
+    pub(crate) unsafe fn adopt_magazine_slab(
+        &self,
+        ns: &NodeState,
+        node: usize,
+        inner: &mut ClassInner,
+        m: *mut crate::magazine::Magazine,
+        own: &mut *mut SlabMeta,
+        id: u8,
+    ) -> bool {
+        // SAFETY: precondition 1: a full magazine's top block is a block of this heap.
+        unsafe {
+            let b = (*m).items[(*m).count as usize - 1];
+            let s = crate::segment::slab_of(segment_of(b), b);
+            if s == *own {
+                return true;
+            }
+            if (*s).state.load(Ordering::Relaxed) == SlabState::Owned as u8 {
+                return false;
+            }
+            if !own.is_null() {
+                self.disown_slab(ns, node, inner, *own);
+            }
+            inner.take_shared(s);
+            own_slab(s, id);
+            *own = s;
+        }
+        true
     }
 
     /// Fills `out` from the cache's own slab of `class` (`*own`, adopting one when it is null

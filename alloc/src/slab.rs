@@ -142,6 +142,23 @@ impl ClassInner {
         s
     }
 
+    /// Unlinks `slab` if it is on the partial list (a full slab is on no list), for a cache
+    /// to own.
+    ///
+    /// # Safety
+    /// 1. `slab` is a shared slab of this class (state Partial or Full).
+    pub unsafe fn take_shared(&mut self, slab: *mut SlabMeta) {
+        // SAFETY: precondition 1; the list belongs to this class, whose lock we hold.
+        unsafe {
+            if (*slab).state.load(crate::sync::Ordering::Relaxed) == SlabState::Partial as u8 {
+                if (*slab).used == 0 {
+                    self.empty_slabs -= 1;
+                }
+                self.unlink(slab);
+            }
+        }
+    }
+
     /// Takes back a slab a cache stopped owning (its fields current, on no list): full slabs
     /// stay off the list, others join it. Returns the slab when it is empty and must go back
     /// to its segment (as [`ClassInner::push_block`] does).

@@ -742,7 +742,7 @@ const LINE_BYTES: usize = 64;
 /// line with `a`'s; and the freed blocks reach `a`, whose next refill hands them out again.
 #[test]
 fn foreign_frees_of_small_blocks_go_home_never_into_the_freeing_cache() {
-    for size in [8, 24, 64, 120] {
+    for size in [8, 24, 40, 56] {
         let heap = fake_heap(1);
         let mut a = Cache::new(0, false);
         let mut b = Cache::new(0, false);
@@ -867,4 +867,59 @@ fn miri_owned_slabs_survive_flush_adoption_and_stale_frees() {
         heap.source().held_bytes() <= crate::node::NodeState::PAGES_BYTES + crate::SEGMENT_BYTES,
         "slabs still held after every block came back: blocks were lost"
     );
+}
+
+/// A thread's exit hands its magazines to the depot whole; two fresh caches that take them
+/// must still not be handed neighbouring blocks: the first adopts the slab the blocks came
+/// from, the second sends the blocks of that (now owned) slab to their owner and refills from
+/// a slab of its own.
+#[test]
+fn fresh_caches_taking_an_exited_caches_magazines_share_no_line() {
+    let heap = fake_heap(1);
+    let size = 8;
+    let c = crate::size_class::class_for(size, 8).unwrap();
+    let cap = crate::size_class::MAGAZINE_CAPACITY[c] as usize;
+    let mut x = Cache::new(0, false);
+    let blocks: Vec<*mut u8> = (0..2 * cap).map(|_| x.alloc(&heap, size, 8)).collect();
+    // Even blocks first, then odd ones: each magazine then holds one of every two
+    // neighbours, so the two magazines cover the same lines.
+    let evens = blocks.iter().step_by(2);
+    for &p in evens.chain(blocks.iter().skip(1).step_by(2)) {
+        // SAFETY: live, freed once.
+        unsafe { x.free(&heap, p) };
+    }
+    // Both magazines are full: the flush gives them to the depot whole.
+    x.flush(&heap);
+    let depot_full = heap.node_state(0).unwrap().classes[c]
+        .lock
+        .with(|inner| inner.depot.full_len());
+    assert_eq!(
+        depot_full, 2,
+        "the flushed magazines reached the depot whole"
+    );
+    let mut a = Cache::new(0, false);
+    let mut b = Cache::new(0, false);
+    let mut lines = [HashSet::new(), HashSet::new()];
+    let mut live = Vec::new();
+    for _ in 0..3 * cap {
+        for (k, cache) in [&mut a, &mut b].into_iter().enumerate() {
+            let p = cache.alloc(&heap, size, 8);
+            lines[k].insert(p.addr() / LINE_BYTES);
+            live.push((k, p));
+        }
+    }
+    assert_eq!(
+        lines[0].intersection(&lines[1]).count(),
+        0,
+        "two live caches were handed blocks of one cache line"
+    );
+    for (k, p) in live {
+        // SAFETY: live, freed once (by the cache that allocated it).
+        unsafe { [&mut a, &mut b][k].free(&heap, p) };
+    }
+    a.flush(&heap);
+    b.flush(&heap);
+    let st = heap.stats(0);
+    assert_eq!(st.allocs(), st.frees());
+    assert_eq!(st.bytes_in_use(), 0);
 }

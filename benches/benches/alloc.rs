@@ -225,6 +225,35 @@ fn cache_scratch<A: GlobalAlloc + Sync>(a: &'static A) {
     });
 }
 
+/// Cache lines (64 B) that blocks of both cache-scratch workers touched: the allocator-induced
+/// false sharing itself, counted instead of timed (its time cost shows only when both workers
+/// really run at once, which a loaded 2-vCPU machine rarely grants). The workload of
+/// [`cache_scratch`], with each worker recording the lines of the blocks it allocated itself
+/// (the main thread's two seeds, neighbours by construction, are not counted).
+fn cache_scratch_shared_lines<A: GlobalAlloc + Sync>(a: &'static A) -> usize {
+    const LINE_BYTES: usize = 64;
+    let seeds: Vec<Blk> = (0..SCRATCH_THREADS).map(|_| alloc(a, 8)).collect();
+    let lines: Vec<std::collections::HashSet<usize>> = thread::scope(|s| {
+        let hs: Vec<_> = seeds
+            .into_iter()
+            .map(|b| {
+                s.spawn(move || {
+                    let mut mine = std::collections::HashSet::new();
+                    free(a, b);
+                    for _ in 0..SCRATCH_ITERS {
+                        let b = alloc(a, 8);
+                        mine.insert(b.0 / LINE_BYTES);
+                        free(a, b);
+                    }
+                    mine
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    lines[0].intersection(&lines[1]).count()
+}
+
 const MSTRESS_ROUNDS: usize = 8;
 const MSTRESS_THREADS: usize = 4;
 const MSTRESS_OBJECTS: usize = 10_000;
@@ -406,6 +435,23 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
+fn shared_lines_table() {
+    println!(
+        "\ncache-scratch: cache lines both workers' own blocks touched (0 = no allocator-induced false sharing)"
+    );
+    println!("| allocator | shared lines |");
+    println!("|---|---|");
+    for a in ALLOCATORS {
+        let n = match a {
+            "manycore" => cache_scratch_shared_lines(&NUMA),
+            "mimalloc" => cache_scratch_shared_lines(&MI),
+            "jemalloc" => cache_scratch_shared_lines(&JE),
+            _ => cache_scratch_shared_lines(&SYS),
+        };
+        println!("| {a} | {n} |");
+    }
+}
+
 fn interleaved_medians_table() {
     let fixed_rounds = std::env::var("ALLOC_BENCH_ROUNDS").ok().map(|v| {
         v.parse::<usize>()
@@ -472,6 +518,12 @@ fn interleaved_medians_table() {
                 quantile(&per_round, 0.75),
             );
         }
+    }
+    if only
+        .as_deref()
+        .is_none_or(|o| o.split(',').any(|x| x == "cache_scratch"))
+    {
+        shared_lines_table();
     }
 }
 
