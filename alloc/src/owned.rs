@@ -134,6 +134,36 @@ pub(crate) unsafe fn pop_own(s: *mut SlabMeta, out: &mut [*mut u8]) -> usize {
     n
 }
 
+/// Counts the owned slabs of `class` on the node, stopping at `max`; returns the count and the
+/// last one seen (null when none). Takes the segment lock.
+fn owned_slabs(ns: &NodeState, class: usize, max: usize) -> (usize, *mut SlabMeta) {
+    let (mut n, mut last) = (0usize, ptr::null_mut());
+    ns.for_each_mapping(|base, _| {
+        let seg = base.cast::<crate::segment::SegmentHeader>();
+        // SAFETY: listed segments are valid under the segment lock `for_each_mapping` holds;
+        // a slab's state and class are only read here.
+        unsafe {
+            let kind = (*seg).kind;
+            if kind != crate::segment::SegmentKind::Small as u8
+                && kind != crate::segment::SegmentKind::Medium as u8
+            {
+                return;
+            }
+            for idx in 0..(*seg).cells as usize {
+                let s = ptr::addr_of_mut!((*seg).slabs[idx]);
+                if n < max
+                    && (*s).state.load(Ordering::Relaxed) == SlabState::Owned as u8
+                    && (*s).class as usize == class
+                {
+                    n += 1;
+                    last = s;
+                }
+            }
+        }
+    });
+    (n, last)
+}
+
 /// Makes `s` owned by cache `id` (state, open thread-free list, tag).
 ///
 /// # Safety
@@ -260,6 +290,35 @@ impl<P: PageSource> Heap<P> {
             *own = s;
         }
         true
+    }
+
+    /// Gives up every slab a cache still owns, on every node: for a forked child, whose one
+    /// thread has flushed its cache; the other threads' caches are gone with their threads, and
+    /// their slabs would stay owned, with the child's frees of their blocks queued on lists
+    /// nobody takes.
+    ///
+    /// # Safety
+    /// 1. No cache of this heap that is still used owns a slab (each was flushed), and none is
+    ///    used while this runs.
+    pub unsafe fn disown_all_slabs(&self) {
+        for node in 0..crate::node_map::MAX_NODES {
+            let Some(ns) = self.existing_node(node) else {
+                continue;
+            };
+            for class in 0..OWNED_CLASSES {
+                // Bounded by the owned slabs counted first (precondition 1: none are added).
+                let owned = owned_slabs(ns, class, usize::MAX).0;
+                for _ in 0..owned {
+                    ns.classes[class].lock.with(|inner| {
+                        let s = owned_slabs(ns, class, 1).1;
+                        if !s.is_null() {
+                            // SAFETY: precondition 1: its owner is gone; we hold the lock.
+                            unsafe { self.disown_slab(ns, node, inner, s) };
+                        }
+                    });
+                }
+            }
+        }
     }
 
     /// Fills `out` from the cache's own slab of `class` (`*own`, adopting one when it is null

@@ -923,3 +923,52 @@ fn fresh_caches_taking_an_exited_caches_magazines_share_no_line() {
     assert_eq!(st.allocs(), st.frees());
     assert_eq!(st.bytes_in_use(), 0);
 }
+
+/// A forked child has only the forking thread: the other threads' caches, and the slabs they
+/// owned, are orphans. `disown_all_slabs` (run by the child's fork handler) must give those
+/// slabs up with the frees queued on them, so the child reuses the blocks it frees.
+#[test]
+fn forked_child_gives_up_the_slabs_of_threads_it_does_not_have() {
+    let heap = fake_heap(1);
+    let size = 24;
+    let mut gone = Cache::new(0, false);
+    let blocks: Vec<*mut u8> = (0..100).map(|_| gone.alloc(&heap, size, 8)).collect();
+    // SAFETY: a live block of this heap.
+    let seg = crate::segment::segment_of(blocks[0]);
+    // SAFETY: as above.
+    assert_ne!(unsafe { crate::segment::owner_at(seg, blocks[0]) }, 0);
+    // `gone`'s thread is not in the child (its cache is never used or flushed again); the
+    // child's thread frees its blocks.
+    let mut child = Cache::new(0, false);
+    for &p in &blocks {
+        // SAFETY: live, freed once.
+        unsafe { child.free(&heap, p) };
+    }
+    child.flush(&heap);
+    // SAFETY: no cache in use owns a slab (`child` flushed; `gone` is never used again).
+    unsafe { heap.disown_all_slabs() };
+    // SAFETY: as above.
+    assert_eq!(unsafe { crate::segment::owner_at(seg, blocks[0]) }, 0);
+    // SAFETY: as above.
+    let slab = unsafe { crate::segment::slab_of(seg, blocks[0]) };
+    // SAFETY: a slab of this heap; nothing else runs.
+    unsafe {
+        assert!(!(*slab).xfree.is_open(), "the orphan's list is closed");
+        // Only the blocks left in the dead cache's magazine are still out.
+        let cap =
+            crate::size_class::MAGAZINE_CAPACITY[crate::size_class::class_for(size, 8).unwrap()];
+        assert_eq!(
+            (*slab).used,
+            2 * cap - 100,
+            "the queued frees were folded into the slab"
+        );
+    }
+    // The child's next allocations reuse them.
+    let mut again = Cache::new(0, false);
+    let set: HashSet<usize> = blocks.iter().map(|p| p.addr()).collect();
+    let reused = (0..200)
+        .map(|_| again.alloc(&heap, size, 8).addr())
+        .filter(|a| set.contains(a))
+        .count();
+    assert!(reused > 0, "blocks the child freed are not reused");
+}
