@@ -168,7 +168,10 @@ pub(crate) fn on_free<P: PageSource>(heap: &Heap<P>, p: *mut u8) {
         }
         let slab = slab_of(seg, p);
         let state = (*slab).state.load(Ordering::Relaxed);
-        if state != SlabState::Partial as u8 && state != SlabState::Full as u8 {
+        if state != SlabState::Partial as u8
+            && state != SlabState::Full as u8
+            && state != SlabState::Owned as u8
+        {
             fail(heap, "invalid free (no slab there)", p);
         }
         let start = seg.addr() + (*slab).start_offset as usize;

@@ -3,8 +3,11 @@
 //!
 //! Fast paths touch only the cache (owned by one CPU with preemption off, or by one thread):
 //! allocation pops from the class's loaded magazine, a free of a block of the cache's own node
-//! pushes onto it. No lock, no atomic read-modify-write. A free of another node's block goes
-//! to that node's [`RemoteBatch`], never into a magazine.
+//! pushes onto it unless another cache owns the block's slab (classes up to 56 B, see
+//! [`owned`](crate::owned): the owner id comes with the class in one header load). No lock,
+//! no atomic read-modify-write. A free of another node's block goes to that node's
+//! [`RemoteBatch`], never into a magazine; a free of a block another cache owns goes onto its
+//! slab's thread-free list (one CAS), never into a magazine either.
 //!
 //! Invariants:
 //! 1. Every block in a cache's magazines belongs to a slab of `cache.node`.
@@ -28,9 +31,10 @@ use core::ptr;
 use crate::heap::Heap;
 use crate::magazine::Magazine;
 use crate::node_map::MAX_NODES;
+use crate::owned::{OWNED_CLASSES, is_owned_class};
 use crate::page_source::PageSource;
 use crate::remote_free::RemoteBatch;
-use crate::segment::{class_at, segment_of};
+use crate::segment::{SlabMeta, class_at, owner_at, segment_of, slab_of};
 use crate::size_class::{self, MAGAZINE_CAPACITY, NUM_CLASSES, class_bytes};
 use crate::stats;
 
@@ -135,6 +139,54 @@ pub struct Cache {
     evict_cursor: usize,
     /// Blocks freed here that belong to other nodes, per destination node.
     remote: [RemoteBatch; MAX_NODES],
+    /// This cache's id as an owner of slabs (0 until its first owned-class refill).
+    id: u8,
+    /// Per owned class: the slab this cache owns and refills from (null when none).
+    own: [*mut SlabMeta; OWNED_CLASSES],
+    /// Per owned class: blocks of one slab another cache owns, waiting to be sent to it.
+    xbatch: [XBatch; OWNED_CLASSES],
+}
+
+/// Blocks most a pending batch for another cache's slab gathers before it is sent.
+pub const XBATCH_MAX: u32 = 32;
+
+/// Blocks of one slab owned by another cache, freed here, linked through their first words.
+#[derive(Debug, Clone, Copy)]
+struct XBatch {
+    /// The slab they belong to (null when the batch is empty).
+    slab: *mut SlabMeta,
+    /// First block of the chain.
+    head: *mut u8,
+    /// Last block of the chain.
+    tail: *mut u8,
+    /// Blocks in the chain.
+    count: u32,
+}
+
+impl XBatch {
+    const EMPTY: XBatch = XBatch {
+        slab: ptr::null_mut(),
+        head: ptr::null_mut(),
+        tail: ptr::null_mut(),
+        count: 0,
+    };
+}
+
+/// Whether magazine `m` holds a block of slab `own`.
+///
+/// # Safety
+/// 1. `m` is null or a magazine owned by the caller (its `count` current), holding blocks of
+///    this heap.
+unsafe fn holds_own_blocks(m: *mut crate::magazine::Magazine, own: *mut SlabMeta) -> bool {
+    if m.is_null() || own.is_null() {
+        return false;
+    }
+    // SAFETY: precondition 1.
+    unsafe {
+        (&(*m).items)[..(*m).count as usize]
+            .iter()
+            .any(|&b| slab_of(segment_of(b), b) == own)
+    }
 }
 
 // SAFETY: a cache's raw pointers are magazines and blocks it owns; moving it to another thread
@@ -154,6 +206,9 @@ impl Cache {
             held_bound_bytes: 0,
             evict_cursor: 0,
             remote: [RemoteBatch::EMPTY; MAX_NODES],
+            id: 0,
+            own: [ptr::null_mut(); OWNED_CLASSES],
+            xbatch: [XBatch::EMPTY; OWNED_CLASSES],
         }
     }
 
@@ -251,8 +306,15 @@ impl Cache {
             let seg = segment_of(p);
             // SAFETY: precondition 1: `p` lies in a segment of `heap`, whose header is valid.
             unsafe {
-                let c = class_at(seg, p) as usize;
-                if c < NUM_CLASSES && (*seg).node as usize == self.node {
+                // One load: the class, and the owner of the block's slab (blocks of a slab
+                // another cache owns go home, see `owned`).
+                let tag = crate::segment::tag_at(seg, p);
+                let c = (tag & 0xff) as usize;
+                let owner = (tag >> 8) as u8;
+                if c < NUM_CLASSES
+                    && (owner == 0 || owner == self.id)
+                    && (*seg).node as usize == self.node
+                {
                     let cc = self.classes.get_unchecked_mut(c);
                     if cc.count < cc.cap {
                         cc.push(p);
@@ -283,6 +345,12 @@ impl Cache {
             let node = (*seg).node as usize;
             if node != self.node {
                 return self.free_remote(heap, node, p);
+            }
+            let owner = owner_at(seg, p);
+            if owner != 0 && owner != self.id && is_owned_class(c) {
+                // Another cache owns the slab: the block goes to its thread-free list (in a
+                // batch), never into our magazines.
+                return self.free_foreign(heap, c, slab_of(seg, p), p);
             }
             let prev = *self.previous.get_unchecked(c);
             let cc = self.classes.get_unchecked_mut(c);
@@ -365,6 +433,70 @@ impl Cache {
             let m = cc.unload();
             cc.load(*prev);
             *prev = m;
+        } else if is_owned_class(c) {
+            // 2'. Owned classes: refill the loaded magazine from the own slab; when it has
+            // nothing, take a full magazine a flushed cache left in the depot (its blocks are
+            // of slabs given up, so shared) before adopting another slab.
+            if !ns.inbox.is_empty() {
+                heap.drain_inbox(ns, node);
+            }
+            if self.id == 0 {
+                self.id = heap.new_cache_id();
+            }
+            if cc.loaded.is_null() {
+                let m = ns.classes[c]
+                    .lock
+                    .with(|inner| heap.empty_magazine(ns, node, c, inner));
+                if m.is_null() {
+                    return ptr::null_mut();
+                }
+                cc.load(m);
+                self.held_bound_bytes += MAGAZINE_CAPACITY[c] as usize * class_bytes(c);
+            }
+            let m = cc.loaded;
+            let own = &mut self.own[c];
+            // SAFETY: our magazine, empty (slow path), `cap <= MAGAZINE_CAPACITY_MAX`;
+            // `own[c]` is null or our own slab of `c` on `node` (it is reset on rebind).
+            let n = unsafe {
+                let items = &mut (&mut (*m).items)[..cc.cap as usize];
+                if own.is_null() {
+                    0
+                } else {
+                    crate::owned::pop_own(*own, items)
+                }
+            };
+            cc.count = n as u32;
+            if n == 0 {
+                let id = self.id;
+                let traded = ns.classes[c].lock.with(|inner| {
+                    let full = inner.depot.pop_full();
+                    if full.is_null() {
+                        return false;
+                    }
+                    // SAFETY: `full` is a full magazine of `c` on `node` we just took; `own`
+                    // is null or our exhausted own slab; `empty` is our empty magazine.
+                    unsafe {
+                        if !heap.adopt_magazine_slab(ns, node, inner, full, own, id) {
+                            // Its slab has an owner already: the blocks go to it.
+                            heap.drain_magazine(ns, node, inner, full);
+                            heap.put_empty_magazine(ns, inner, full);
+                            return false;
+                        }
+                        let empty = cc.unload();
+                        heap.put_empty_magazine(ns, inner, empty);
+                    }
+                    cc.load(full);
+                    true
+                });
+                if !traded {
+                    let m = cc.loaded;
+                    // SAFETY: as above.
+                    unsafe {
+                        let items = &mut (&mut (*m).items)[..cc.cap as usize];
+                        cc.count = heap.refill_owned(ns, node, c, own, self.id, items) as u32;
+                    }
+                }
+            }
         } else {
             // 2. Pending remote frees become free blocks first (no lock held here).
             if !ns.inbox.is_empty() {
@@ -446,6 +578,27 @@ impl Cache {
             let m = cc.unload();
             cc.load(*prev);
             *prev = m;
+        } else if cc.count >= cc.cap
+            && is_owned_class(c)
+            // SAFETY: our magazine; `own[c]` is null or ours.
+            && unsafe { holds_own_blocks(*prev, self.own[c]) }
+        {
+            // 2'. Owned classes whose full previous magazine holds blocks of the own slab:
+            // no depot (another cache would get them); it goes back to the slabs and becomes
+            // the empty loaded one. (A magazine of only other slabs' blocks, say frees of an
+            // exited thread's blocks, trades with the depot below like any class's.)
+            {
+                let pm = *prev;
+                // SAFETY: our magazine with blocks of `c` on `node`; `own[c]` is ours.
+                unsafe {
+                    let blocks = &(&(*pm).items)[..(*pm).count as usize];
+                    heap.return_owned_blocks(ns, node, c, self.own[c], blocks);
+                    (*pm).count = 0;
+                }
+                let m = cc.unload();
+                cc.load(pm);
+                *prev = m;
+            }
         } else if cc.count >= cc.cap {
             let mut added = 0usize;
             let mut fallback = false;
@@ -487,6 +640,71 @@ impl Cache {
         self.enforce_budget(heap, c);
     }
 
+    /// Queues `p`, a block of `slab`, which another cache owns, for that owner: blocks for one
+    /// slab gather in the class's pending batch and go onto the slab's thread-free list with
+    /// one CAS per [`XBATCH_MAX`] blocks or when a block of another slab comes.
+    ///
+    /// # Safety
+    /// 1. `p` is a live block of class `c` of `slab`, on this cache's node, owned by the
+    ///    caller; `c` is an owned class.
+    #[inline(never)]
+    unsafe fn free_foreign<P: PageSource>(
+        &mut self,
+        heap: &Heap<P>,
+        c: usize,
+        slab: *mut SlabMeta,
+        p: *mut u8,
+    ) {
+        if self.xbatch[c].slab != slab {
+            self.send_xbatch(heap, c);
+            self.xbatch[c].slab = slab;
+        }
+        let b = &mut self.xbatch[c];
+        // SAFETY: precondition 1: the block is ours to link.
+        unsafe { crate::remote_free::set_next(p, b.head) };
+        if b.head.is_null() {
+            b.tail = p;
+        }
+        b.head = p;
+        b.count += 1;
+        self.classes[c].frees += 1;
+        if self.xbatch[c].count >= XBATCH_MAX {
+            self.send_xbatch(heap, c);
+        }
+    }
+
+    /// Pushes class `c`'s pending batch onto its slab's thread-free list. If the owner gave
+    /// the slab up meanwhile (the push bounces), the slab is shared: the blocks go back to it
+    /// under the class lock.
+    fn send_xbatch<P: PageSource>(&mut self, heap: &Heap<P>, c: usize) {
+        let b = core::mem::replace(&mut self.xbatch[c], XBatch::EMPTY);
+        if b.head.is_null() {
+            return;
+        }
+        // SAFETY: the chain holds blocks of `b.slab` we own (linked by `free_foreign`); the
+        // slab cannot be released while they are out (they count as used).
+        if unsafe { (*b.slab).xfree.push_chain(b.head, b.tail) } {
+            return;
+        }
+        let node = self.node;
+        let Some(ns) = heap.existing_node(node) else {
+            return;
+        };
+        let mut q = b.head;
+        ns.classes[c].lock.with(|inner| {
+            // Exactly the batch's blocks (a bounced push leaves the tail's link null, and the
+            // count bounds the walk regardless).
+            for _ in 0..b.count {
+                // SAFETY: as above; `put_block` routes by the slab's state under the lock.
+                unsafe {
+                    let next = crate::remote_free::next_of(q);
+                    heap.put_block(ns, node, inner, q);
+                    q = next;
+                }
+            }
+        });
+    }
+
     /// Sends `p` toward its home node.
     ///
     /// # Safety
@@ -518,6 +736,9 @@ impl Cache {
     /// Returns every magazine to the node's depot (or slabs), sends every remote batch home
     /// and adds the pending counters to the node's statistics. The cache stays usable.
     pub fn flush<P: PageSource>(&mut self, heap: &Heap<P>) {
+        for c in 0..OWNED_CLASSES {
+            self.send_xbatch(heap, c);
+        }
         for owner in 0..MAX_NODES {
             if self.remote[owner].count != 0 {
                 Self::send_batch(heap, owner, &mut self.remote[owner]);
@@ -547,6 +768,18 @@ impl Cache {
         cc.frees = 0;
         let loaded = cc.unload();
         let prev = core::mem::replace(&mut self.previous[c], ptr::null_mut());
+        if is_owned_class(c) {
+            // Give the own slab up first: its blocks in the magazines then belong to a shared
+            // slab, so the magazines may go to the depot whole like any other class's (the
+            // next cache takes them by trade instead of re-reading drained blocks).
+            let own = core::mem::replace(&mut self.own[c], ptr::null_mut());
+            if !own.is_null() {
+                ns.classes[c].lock.with(|inner| {
+                    // SAFETY: our own slab of `c` on `node`.
+                    unsafe { heap.disown_slab(ns, node, inner, own) }
+                });
+            }
+        }
         if loaded.is_null() && prev.is_null() {
             return;
         }
@@ -592,8 +825,17 @@ impl Cache {
         let prev = self.previous[c];
         if !prev.is_null() {
             self.previous[c] = ptr::null_mut();
+            if is_owned_class(c) {
+                // SAFETY: our magazine with blocks of `c` on `node`; `own[c]` is ours.
+                unsafe {
+                    let blocks = &(&(*prev).items)[..(*prev).count as usize];
+                    heap.return_owned_blocks(ns, node, c, self.own[c], blocks);
+                    (*prev).count = 0;
+                }
+            }
             ns.classes[c].lock.with(|inner| {
-                // SAFETY: our magazine with blocks of `c` on `node`.
+                // SAFETY: our magazine with blocks of `c` on `node` (none left for an owned
+                // class, so it goes to the empty list, never to the depot's full one).
                 unsafe { heap.put_loaded_magazine(ns, node, inner, prev) }
             });
             self.held_bound_bytes -= per_mag;

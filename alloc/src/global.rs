@@ -166,6 +166,20 @@ impl NumaSlab {
         unsafe { self.heap.fork_release() };
     }
 
+    /// After `fork()`, in the child (instead of [`NumaSlab::fork_release`]): releases the
+    /// locks, flushes the calling thread's cache, and gives up the slabs the other threads'
+    /// caches owned (they are gone in the child; see [`Heap::disown_all_slabs`]).
+    ///
+    /// # Safety
+    /// 1. As for [`NumaSlab::fork_release`], in the child, which runs only this thread.
+    pub unsafe fn fork_release_child(&self) {
+        // SAFETY: precondition 1.
+        unsafe { self.heap.fork_release() };
+        self.flush_thread_cache();
+        // SAFETY: the child's only thread just flushed its cache; the other caches are dead.
+        unsafe { self.heap.disown_all_slabs() };
+    }
+
     /// Frees `p` without its layout (the heap finds the block's size class from its segment):
     /// what a C `free` needs.
     ///

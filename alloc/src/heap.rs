@@ -15,8 +15,8 @@ use crate::node_map::{MAX_NODES, MapOrigin, NodeMap};
 use crate::page_source::{PageSource, Placement};
 use crate::remote_free::next_of;
 use crate::segment::{
-    ALIGN_MAX_BYTES, PAGE_BYTES, SEGMENT_BYTES, SegmentHeader, SegmentKind, SlabMeta, segment_of,
-    slab_of,
+    ALIGN_MAX_BYTES, PAGE_BYTES, SEGMENT_BYTES, SegmentHeader, SegmentKind, SlabMeta, SlabState,
+    segment_of, slab_of,
 };
 use crate::size_class::{self, CLASS_MAX_BYTES, MAGAZINE_CAPACITY, NUM_CLASSES, class_bytes};
 use crate::slab::ClassInner;
@@ -54,6 +54,9 @@ pub struct Heap<P: PageSource> {
     /// Bit `n` set: node `n`'s locks are held by [`Heap::fork_prepare`]. Written by the
     /// forking thread only.
     fork_locked_nodes: AtomicU64,
+    /// Cache ids handed out so far ([`owned`](crate::owned)); bumped by each new cache's
+    /// first slow path of an owned class.
+    pub(crate) cache_ids: AtomicUsize,
 }
 
 // SAFETY: all shared mutation goes through atomics and the node states' locks; the map cell is
@@ -120,6 +123,7 @@ impl<P: PageSource> Heap<P> {
             nodes: [const { AtomicPtr::new(ptr::null_mut()) }; MAX_NODES],
             cache_budget_bytes: AtomicUsize::new(CACHE_BUDGET_BYTES_DEFAULT),
             fork_locked_nodes: AtomicU64::new(0),
+            cache_ids: AtomicUsize::new(0),
         }
     }
 
@@ -320,6 +324,14 @@ impl<P: PageSource> Heap<P> {
         // SAFETY: precondition 1: `b` lies in a small or medium segment of this heap.
         unsafe {
             let slab = slab_of(seg, b);
+            if (*slab).state.load(Ordering::Relaxed) == SlabState::Owned as u8 {
+                // Owned by a cache (`owned` invariant 2): the block goes to the owner. The
+                // owner closes the list only under this class lock, which we hold, so the
+                // push cannot bounce.
+                let pushed = (*slab).xfree.push_chain(b, b);
+                debug_assert!(pushed, "owned slab with a closed thread-free list");
+                return;
+            }
             if let Some(empty) = inner.push_block(slab, b) {
                 ns.release_slab(&self.ctx(node), empty);
             }

@@ -15,9 +15,15 @@
 //!   cache's magazines; it joins a per-destination batch and is spliced onto the owner node's
 //!   lock-free inbox ([`remote_free`] protocol), which the owner drains
 //!   into its slabs.
+//! - **Small blocks stay with their cache.** Slabs of the classes up to 56 B are owned by one
+//!   cache at a time ([`owned`]); a block freed by another cache goes back to its slab's
+//!   owner through the slab's lock-free [`thread_free`] list, never into the freeing cache's
+//!   magazine, so two threads are not handed neighbouring blocks of one cache line (passive
+//!   false sharing). Exited threads' slabs are given up and adopted by the next cache.
 //! - **O(1) owner lookup.** Blocks live in 4 MiB-aligned segments with their header at the
 //!   base: masking a pointer gives the header, whose class table gives the block's class and
-//!   whose `node` gives its owner.
+//!   whose `node` gives its owner node and whose per-cell tag gives the block's class and
+//!   owning cache.
 //! - **Bounded waste and bounded caching.** 80 size classes from 8 B to 32 KiB with at most
 //!   12.5 % internal waste above 64 B ([`size_class`]); larger objects go straight to the page
 //!   source. Magazines, depots, remote batches, kept empty slabs and cached segments all have
@@ -33,7 +39,7 @@
 //! 1. A segment's header (kind, node, slab shift) is immutable while the segment is in use; a
 //!    cell's class-table entry changes only while the cell holds no live block.
 //! 2. A block is owned by exactly one of: a user, one cache magazine, one depot magazine, a
-//!    slab free list, a remote batch, a node inbox.
+//!    slab free list, a slab's thread-free list, a remote batch, a node inbox.
 //! 3. Every block in a cache's magazines belongs to the cache's node.
 //! 4. Lock order: class lock, then magazine-pool lock, then segment lock, then the page
 //!    source. Nothing holds two class locks.
@@ -52,7 +58,8 @@
 //!
 //! # Layers (one file each)
 //! [`size_class`] -> [`segment`] (layout, owner lookup) -> `slab.rs` (blocks of one class) ->
-//! [`magazine`] and [`depot`] (exchange of full and empty magazines) -> [`remote_free`]
+//! [`magazine`] and [`depot`] (exchange of full and empty magazines) -> [`thread_free`] and
+//! [`owned`] (slabs owned by one cache, frees sent to the owner) -> [`remote_free`]
 //! (batches and inboxes) -> `node.rs` (one node's share: class locks, segments, inbox,
 //! counters) -> [`heap`] (the shared paths, large objects, trim, statistics) ->
 //! [`cpu_cache`] (the fast paths) -> front-ends: [`global`] (`NumaSlab`, std), [`percpu`]
@@ -64,7 +71,8 @@
 //!   heap's counters saw at least that many, in every build: 9-34 s in debug, 1-4 s with
 //!   `--release` on the shared 2-vCPU VM, depending on its load);
 //!   `cargo test -p manycore-alloc --features checked`.
-//! - `RUSTFLAGS="--cfg loom" cargo test -p manycore-alloc --release --lib loom`.
+//! - `RUSTFLAGS="--cfg loom" cargo test -p manycore-alloc --release --lib loom` (remote-free
+//!   inbox, depot exchange, thread-free list).
 //! - `cargo +nightly miri test -p manycore-alloc --lib miri_` (core paths over
 //!   [`SystemPageSource`], two fake nodes).
 //!
@@ -110,6 +118,8 @@ pub mod node_alloc;
 pub mod node_map;
 #[cfg(not(loom))]
 pub mod object_cache;
+#[cfg(not(loom))]
+pub mod owned;
 pub mod page_source;
 #[cfg(not(loom))]
 pub mod percpu;
@@ -124,6 +134,7 @@ pub mod stats;
 pub(crate) mod sync;
 #[cfg(feature = "std")]
 pub mod sys;
+pub mod thread_free;
 
 #[cfg(not(loom))]
 pub use cpu_cache::Cache;

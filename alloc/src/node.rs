@@ -138,7 +138,7 @@ impl NodeState {
                 (*slab)
                     .state
                     .store(SlabState::Free as u8, crate::sync::Ordering::Relaxed);
-                (*seg).slab_class[idx] = crate::segment::NO_CLASS;
+                crate::segment::set_tag(seg, idx, crate::segment::NO_CLASS, 0);
                 let kind = if (*seg).kind == SegmentKind::Medium as u8 {
                     SegmentKind::Medium
                 } else {

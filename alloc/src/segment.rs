@@ -20,6 +20,9 @@
 
 use core::ptr;
 
+use crate::sync::{AtomicU16, Ordering};
+use crate::thread_free::ThreadFree;
+
 /// log2 of the segment size.
 pub const SEGMENT_SHIFT: usize = 22;
 /// Segment size and alignment: 4 MiB.
@@ -46,9 +49,9 @@ pub const CHECKED_BITMAP_BYTES: usize = PAGE_BYTES;
 /// Bytes a slab reserves at its start for its live-block bitmap (none without `checked`).
 #[cfg(not(feature = "checked"))]
 pub const CHECKED_BITMAP_BYTES: usize = 0;
-/// `slab_class` entry of a cell that holds no slab of blocks.
+/// Class byte of a cell that holds no slab of blocks.
 pub const NO_CLASS: u8 = 0xfe;
-/// `slab_class` entry of every cell of a large segment.
+/// Class byte of every cell of a large segment.
 pub const LARGE_CLASS: u8 = 0xff;
 
 /// Written into every header; `checked` frees compare it.
@@ -80,6 +83,9 @@ pub enum SlabState {
     Full = 2,
     /// Holds magazines (node metadata), not blocks of a class.
     Meta = 3,
+    /// Owned by one cache ([`owned`](crate::owned)): on no list; `free`, `used` and
+    /// `carved` belong to the owner, other caches' frees go to `xfree`.
+    Owned = 4,
 }
 
 /// One slab's metadata, kept in the segment header.
@@ -105,6 +111,8 @@ pub struct SlabMeta {
     pub class: u8,
     /// [`SlabState`] as a byte. Atomic because `checked` frees read it without the lock.
     pub state: crate::sync::AtomicU8,
+    /// Blocks of an owned slab freed by other caches (closed while the slab is shared).
+    pub xfree: ThreadFree,
 }
 
 /// The header at the base of every segment.
@@ -121,11 +129,17 @@ pub struct SegmentHeader {
     pub cells: u8,
     /// Logical node whose pages these are.
     pub node: u16,
-    /// Class of each cell's slab ([`LARGE_CLASS`] for every cell of a large segment,
-    /// [`NO_CLASS`] for free and metadata cells). Written when a slab is set up, read without a
-    /// lock by frees (a slab's class changes only while it holds no live block). Kept next to
-    /// `node` so a free reads one cache line of the header.
-    pub slab_class: [u8; SLABS_MAX],
+    /// Per cell, `class | owner << 8`. The class byte is the cell's slab's class
+    /// ([`LARGE_CLASS`] for every cell of a large segment, [`NO_CLASS`] for free and metadata
+    /// cells); it is written when a slab is set up and read without a lock by frees (a slab's
+    /// class changes only while it holds no live block). The owner byte is the id of the
+    /// cache owning the slab, 0 when it is shared ([`owned`]); written under the class lock
+    /// when a cache adopts or gives up the slab, read without a lock by frees (a stale value
+    /// only sends a block the long way). One load gives a free both; kept next to `node` so a
+    /// free of a block in the first cells reads one cache line of the header.
+    ///
+    /// [`owned`]: crate::owned
+    pub slab_tag: [AtomicU16; SLABS_MAX],
     /// Bit `i` set when cell `i` is free. Segment lock.
     pub free_cells: u64,
     /// Links of the node's list of segments with free cells of this kind. Segment lock.
@@ -227,7 +241,9 @@ pub unsafe fn init_header(
         } else {
             NO_CLASS
         };
-        (*seg).slab_class = [fill; SLABS_MAX];
+        for t in &(*seg).slab_tag {
+            t.store(fill as u16, Ordering::Relaxed);
+        }
     }
     seg
 }
@@ -244,8 +260,43 @@ pub unsafe fn class_at(seg: *mut SegmentHeader, p: *mut u8) -> u8 {
     unsafe {
         let shift = (*seg).slab_shift;
         let idx = ((p.addr() - seg.addr()) >> shift) & (SLABS_MAX - 1);
-        *(*seg).slab_class.get_unchecked(idx)
+        (*seg).slab_tag.get_unchecked(idx).load(Ordering::Relaxed) as u8
     }
+}
+
+/// The tag (`class | owner << 8`) of the cell holding `p`: what a free needs, in one load.
+///
+/// # Safety
+/// 1. As for [`class_at`].
+#[inline(always)]
+pub unsafe fn tag_at(seg: *mut SegmentHeader, p: *mut u8) -> u16 {
+    // SAFETY: precondition 1: the header is initialized; `slab_shift` is immutable.
+    unsafe {
+        let shift = (*seg).slab_shift;
+        let idx = ((p.addr() - seg.addr()) >> shift) & (SLABS_MAX - 1);
+        (*seg).slab_tag.get_unchecked(idx).load(Ordering::Relaxed)
+    }
+}
+
+/// Sets cell `idx`'s tag: its class, and its owner (0: shared).
+///
+/// # Safety
+/// 1. `seg` is a segment of this heap; the caller holds the lock that owns the cell's slab
+///    (the segment lock for a free cell, the class lock for a slab).
+#[inline]
+pub unsafe fn set_tag(seg: *mut SegmentHeader, idx: usize, class: u8, owner: u8) {
+    // SAFETY: precondition 1.
+    unsafe { (*seg).slab_tag[idx].store(class as u16 | (owner as u16) << 8, Ordering::Relaxed) };
+}
+
+/// The id of the cache owning the slab of the block at `p` (0: shared).
+///
+/// # Safety
+/// 1. `seg` is `segment_of(p)`, a small or medium segment of this heap.
+#[inline(always)]
+pub unsafe fn owner_at(seg: *mut SegmentHeader, p: *mut u8) -> u8 {
+    // SAFETY: precondition 1.
+    unsafe { (tag_at(seg, p) >> 8) as u8 }
 }
 
 /// First-block offset and block count of cell `idx` of a segment of `kind` for blocks of

@@ -127,6 +127,68 @@ impl ClassInner {
         None
     }
 
+    /// Unlinks the first partial slab for a cache to own, or returns null when there is none.
+    pub fn take_partial(&mut self) -> *mut SlabMeta {
+        let s = self.partial;
+        if !s.is_null() {
+            // SAFETY: listed slabs are valid and owned by this class.
+            unsafe {
+                if (*s).used == 0 {
+                    self.empty_slabs -= 1;
+                }
+                self.unlink(s);
+            }
+        }
+        s
+    }
+
+    /// Unlinks `slab` if it is on the partial list (a full slab is on no list), for a cache
+    /// to own.
+    ///
+    /// # Safety
+    /// 1. `slab` is a shared slab of this class (state Partial or Full).
+    pub unsafe fn take_shared(&mut self, slab: *mut SlabMeta) {
+        // SAFETY: precondition 1; the list belongs to this class, whose lock we hold.
+        unsafe {
+            if (*slab).state.load(crate::sync::Ordering::Relaxed) == SlabState::Partial as u8 {
+                if (*slab).used == 0 {
+                    self.empty_slabs -= 1;
+                }
+                self.unlink(slab);
+            }
+        }
+    }
+
+    /// Takes back a slab a cache stopped owning (its fields current, on no list): full slabs
+    /// stay off the list, others join it. Returns the slab when it is empty and must go back
+    /// to its segment (as [`ClassInner::push_block`] does).
+    ///
+    /// # Safety
+    /// 1. `slab` is a slab of this class, on no list, whose `free`, `used` and `carved` are
+    ///    current, owned by the caller.
+    pub unsafe fn take_back(&mut self, slab: *mut SlabMeta) -> Option<*mut SlabMeta> {
+        // SAFETY: precondition 1.
+        unsafe {
+            if (*slab).used == (*slab).capacity {
+                (*slab)
+                    .state
+                    .store(SlabState::Full as u8, crate::sync::Ordering::Relaxed);
+                return None;
+            }
+            (*slab)
+                .state
+                .store(SlabState::Partial as u8, crate::sync::Ordering::Relaxed);
+            if (*slab).used == 0 {
+                if self.empty_slabs >= EMPTY_SLABS_KEEP {
+                    return Some(slab);
+                }
+                self.empty_slabs += 1;
+            }
+            self.link_front(slab);
+        }
+        None
+    }
+
     /// Unlinks every empty slab and returns them as a chain through `next` (for `trim`).
     pub fn take_empty_slabs(&mut self) -> *mut SlabMeta {
         let mut out: *mut SlabMeta = ptr::null_mut();
@@ -204,7 +266,8 @@ pub unsafe fn init_slab(
         (*s).capacity = capacity as u32;
         (*s).carved = 0;
         (*s).class = class as u8;
-        (*seg).slab_class[idx] = class as u8;
+        ptr::addr_of_mut!((*s).xfree).write(crate::thread_free::ThreadFree::new());
+        crate::segment::set_tag(seg, idx, class as u8, 0);
         (*s).state
             .store(SlabState::Partial as u8, crate::sync::Ordering::Relaxed);
         #[cfg(feature = "checked")]

@@ -11,7 +11,7 @@ pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering
 
 // Used only by the heap, which is not built under loom (its statics need const atomics).
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{AtomicU8, AtomicU64};
+pub(crate) use core::sync::atomic::{AtomicU8, AtomicU16, AtomicU64};
 
 /// Spins of a contended lock before the waiter yields its CPU (user space) or re-reads again
 /// (kernel, where the holder cannot be preempted).

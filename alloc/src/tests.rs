@@ -605,7 +605,9 @@ fn miri_core_paths_two_nodes() {
 fn miri_magazine_counts_survive_swaps_trades_and_flushes() {
     // 16 KiB: 4 blocks per magazine (through `alloc_general`); 1 KiB: 64 per magazine
     // (through the inlined small-size fast path).
-    for size in [16 << 10, 1 << 10] {
+    // 48 B: an owned class (`owned`: no depot, magazines drained into and refilled from
+    // the cache's own slab).
+    for size in [16 << 10, 1 << 10, 48] {
         magazine_boundaries(size);
     }
 }
@@ -730,4 +732,243 @@ fn flushed_half_full_magazine_reaches_the_next_cache_whole() {
     }
     heap.trim();
     assert_eq!(heap.stats(0).bytes_in_use(), 0);
+}
+
+const LINE_BYTES: usize = 64;
+
+/// Passive false sharing (Hoard's cache-scratch): blocks of a small class carved for cache
+/// `a` and freed by cache `b` must not come back out of `b` (which would have `b`'s thread use
+/// a block whose neighbours `a`'s thread still uses); none of `b`'s blocks may share a cache
+/// line with `a`'s; and the freed blocks reach `a`, whose next refill hands them out again.
+#[test]
+fn foreign_frees_of_small_blocks_go_home_never_into_the_freeing_cache() {
+    for size in [8, 24, 40, 56] {
+        let heap = fake_heap(1);
+        let mut a = Cache::new(0, false);
+        let mut b = Cache::new(0, false);
+        let c = crate::size_class::class_for(size, 8).unwrap();
+        assert!(crate::owned::is_owned_class(c));
+        let cap = crate::size_class::MAGAZINE_CAPACITY[c] as usize;
+        // `a` takes half its first magazine; `b` frees those blocks.
+        let given: Vec<*mut u8> = (0..cap / 2).map(|_| a.alloc(&heap, size, 8)).collect();
+        let a_lines: HashSet<usize> = given
+            .iter()
+            .flat_map(|&p| [p.addr() / LINE_BYTES, (p.addr() + size - 1) / LINE_BYTES])
+            .collect();
+        for &p in &given {
+            // SAFETY: live, freed once.
+            unsafe { b.free(&heap, p) };
+        }
+        let given_set: HashSet<usize> = given.iter().map(|p| p.addr()).collect();
+        // `b` allocates and frees far more than a magazine's worth: never one of `a`'s
+        // blocks, never a line `a`'s blocks touch.
+        let mut mine = Vec::new();
+        for round in 0..4 * cap {
+            let q = b.alloc(&heap, size, 8);
+            assert!(
+                !given_set.contains(&q.addr()),
+                "{size} B: b reused a's block {q:p}"
+            );
+            for line in [q.addr() / LINE_BYTES, (q.addr() + size - 1) / LINE_BYTES] {
+                assert!(
+                    !a_lines.contains(&line),
+                    "{size} B: b's block {q:p} shares a line with a's blocks"
+                );
+            }
+            mine.push(q);
+            if round % 3 == 2 {
+                // SAFETY: live, freed once.
+                unsafe { b.free(&heap, mine.swap_remove(0)) };
+            }
+        }
+        // They reached `a`: after the rest of its loaded magazine, its next refill puts every
+        // one of them in the magazine (under the blocks carved to fill it up).
+        let next: HashSet<usize> = (0..2 * cap)
+            .map(|_| a.alloc(&heap, size, 8).addr())
+            .collect();
+        assert!(
+            given_set.is_subset(&next),
+            "{size} B: blocks freed by b did not come back to their owner a"
+        );
+        for p in next {
+            // SAFETY: live, freed once (by `a`, their owner).
+            unsafe { a.free(&heap, p as *mut u8) };
+        }
+        for p in mine {
+            // SAFETY: live, freed once.
+            unsafe { a.free(&heap, p) };
+        }
+        a.flush(&heap);
+        b.flush(&heap);
+        let st = heap.stats(0);
+        assert_eq!(st.allocs(), st.frees(), "{size} B: {st:?}");
+        assert_eq!(st.bytes_in_use(), 0, "{size} B");
+        heap.trim();
+        assert!(
+            heap.source().held_bytes()
+                <= crate::node::NodeState::PAGES_BYTES + crate::SEGMENT_BYTES,
+            "{size} B: slabs still held after every block came back"
+        );
+    }
+}
+
+/// The hand-offs of slab ownership with blocks in flight: the owner flushes (thread exit)
+/// while other caches' frees wait on its thread-free list; another cache adopts the slab
+/// while the first cache's users still hold its blocks; those are freed through the first
+/// cache and must reach the adopter. No block is lost or handed out twice, and every slab
+/// comes back. Small enough for Miri.
+#[test]
+fn miri_owned_slabs_survive_flush_adoption_and_stale_frees() {
+    let heap = fake_heap(1);
+    let size = 16;
+    let mut a = Cache::new(0, false);
+    let mut b = Cache::new(0, false);
+    let mut live: Vec<*mut u8> = (0..100).map(|_| a.alloc(&heap, size, 8)).collect();
+    let mut seen: HashSet<usize> = live.iter().map(|p| p.addr()).collect();
+    assert_eq!(seen.len(), live.len());
+    for (i, &p) in live.iter().enumerate() {
+        fill(p, size, i as u8);
+    }
+    // `b` frees a third: they wait on a's slab's thread-free list.
+    for p in live.drain(..33) {
+        seen.remove(&p.addr());
+        // SAFETY: live, freed once.
+        unsafe { b.free(&heap, p) };
+    }
+    // `a` exits: its slab becomes shared with the pending blocks folded in.
+    a.flush(&heap);
+    // `c` adopts the shared partial slab while 67 of its blocks are still live.
+    let mut c = Cache::new(0, false);
+    for _ in 0..40 {
+        let q = c.alloc(&heap, size, 8);
+        assert!(seen.insert(q.addr()), "block {q:p} handed out twice");
+        live.push(q);
+    }
+    // Everything is freed through `a` again (its cache reused after the flush), then `b`.
+    for (k, p) in live.drain(..).enumerate() {
+        // SAFETY: live, freed once.
+        unsafe {
+            if k % 2 == 0 {
+                a.free(&heap, p);
+            } else {
+                b.free(&heap, p);
+            }
+        }
+    }
+    for cache in [&mut a, &mut b, &mut c] {
+        cache.flush(&heap);
+    }
+    let st = heap.stats(0);
+    assert_eq!(st.allocs(), 140);
+    assert_eq!(st.frees(), 140);
+    assert_eq!(st.bytes_in_use(), 0);
+    heap.trim();
+    assert!(
+        heap.source().held_bytes() <= crate::node::NodeState::PAGES_BYTES + crate::SEGMENT_BYTES,
+        "slabs still held after every block came back: blocks were lost"
+    );
+}
+
+/// A thread's exit hands its magazines to the depot whole; two fresh caches that take them
+/// must still not be handed neighbouring blocks: the first adopts the slab the blocks came
+/// from, the second sends the blocks of that (now owned) slab to their owner and refills from
+/// a slab of its own.
+#[test]
+fn fresh_caches_taking_an_exited_caches_magazines_share_no_line() {
+    let heap = fake_heap(1);
+    let size = 8;
+    let c = crate::size_class::class_for(size, 8).unwrap();
+    let cap = crate::size_class::MAGAZINE_CAPACITY[c] as usize;
+    let mut x = Cache::new(0, false);
+    let blocks: Vec<*mut u8> = (0..2 * cap).map(|_| x.alloc(&heap, size, 8)).collect();
+    // Even blocks first, then odd ones: each magazine then holds one of every two
+    // neighbours, so the two magazines cover the same lines.
+    let evens = blocks.iter().step_by(2);
+    for &p in evens.chain(blocks.iter().skip(1).step_by(2)) {
+        // SAFETY: live, freed once.
+        unsafe { x.free(&heap, p) };
+    }
+    // Both magazines are full: the flush gives them to the depot whole.
+    x.flush(&heap);
+    let depot_full = heap.node_state(0).unwrap().classes[c]
+        .lock
+        .with(|inner| inner.depot.full_len());
+    assert_eq!(
+        depot_full, 2,
+        "the flushed magazines reached the depot whole"
+    );
+    let mut a = Cache::new(0, false);
+    let mut b = Cache::new(0, false);
+    let mut lines = [HashSet::new(), HashSet::new()];
+    let mut live = Vec::new();
+    for _ in 0..3 * cap {
+        for (k, cache) in [&mut a, &mut b].into_iter().enumerate() {
+            let p = cache.alloc(&heap, size, 8);
+            lines[k].insert(p.addr() / LINE_BYTES);
+            live.push((k, p));
+        }
+    }
+    assert_eq!(
+        lines[0].intersection(&lines[1]).count(),
+        0,
+        "two live caches were handed blocks of one cache line"
+    );
+    for (k, p) in live {
+        // SAFETY: live, freed once (by the cache that allocated it).
+        unsafe { [&mut a, &mut b][k].free(&heap, p) };
+    }
+    a.flush(&heap);
+    b.flush(&heap);
+    let st = heap.stats(0);
+    assert_eq!(st.allocs(), st.frees());
+    assert_eq!(st.bytes_in_use(), 0);
+}
+
+/// A forked child has only the forking thread: the other threads' caches, and the slabs they
+/// owned, are orphans. `disown_all_slabs` (run by the child's fork handler) must give those
+/// slabs up with the frees queued on them, so the child reuses the blocks it frees.
+#[test]
+fn forked_child_gives_up_the_slabs_of_threads_it_does_not_have() {
+    let heap = fake_heap(1);
+    let size = 24;
+    let mut gone = Cache::new(0, false);
+    let blocks: Vec<*mut u8> = (0..100).map(|_| gone.alloc(&heap, size, 8)).collect();
+    // SAFETY: a live block of this heap.
+    let seg = crate::segment::segment_of(blocks[0]);
+    // SAFETY: as above.
+    assert_ne!(unsafe { crate::segment::owner_at(seg, blocks[0]) }, 0);
+    // `gone`'s thread is not in the child (its cache is never used or flushed again); the
+    // child's thread frees its blocks.
+    let mut child = Cache::new(0, false);
+    for &p in &blocks {
+        // SAFETY: live, freed once.
+        unsafe { child.free(&heap, p) };
+    }
+    child.flush(&heap);
+    // SAFETY: no cache in use owns a slab (`child` flushed; `gone` is never used again).
+    unsafe { heap.disown_all_slabs() };
+    // SAFETY: as above.
+    assert_eq!(unsafe { crate::segment::owner_at(seg, blocks[0]) }, 0);
+    // SAFETY: as above.
+    let slab = unsafe { crate::segment::slab_of(seg, blocks[0]) };
+    // SAFETY: a slab of this heap; nothing else runs.
+    unsafe {
+        assert!(!(*slab).xfree.is_open(), "the orphan's list is closed");
+        // Only the blocks left in the dead cache's magazine are still out.
+        let cap =
+            crate::size_class::MAGAZINE_CAPACITY[crate::size_class::class_for(size, 8).unwrap()];
+        assert_eq!(
+            (*slab).used,
+            2 * cap - 100,
+            "the queued frees were folded into the slab"
+        );
+    }
+    // The child's next allocations reuse them.
+    let mut again = Cache::new(0, false);
+    let set: HashSet<usize> = blocks.iter().map(|p| p.addr()).collect();
+    let reused = (0..200)
+        .map(|_| again.alloc(&heap, size, 8).addr())
+        .filter(|a| set.contains(a))
+        .count();
+    assert!(reused > 0, "blocks the child freed are not reused");
 }

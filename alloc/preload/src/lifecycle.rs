@@ -5,7 +5,9 @@
 //!   rseq probe (so later threads never do them inside `malloc`), and with
 //!   `MANYCORE_MALLOC_VERBOSE=1` says what it found. Allocations made before this runs (the
 //!   dynamic linker's) already work: the heap needs no constructor.
-//! - **fork** (`pthread_atfork`): prepare takes every heap lock; parent and child release them.
+//! - **fork** (`pthread_atfork`): prepare takes every heap lock; parent and child release them;
+//!   the child also gives up the small-class slabs the parent's other threads owned
+//!   (`NumaSlab::fork_release_child`).
 //!   Registered at load, so the prepare handler runs after those registered later (which may
 //!   still allocate) and the release handlers run before theirs.
 //! - **Exit** (`.fini_array`, after the program's own destructors): with
@@ -155,8 +157,9 @@ extern "C" fn fork_parent() {
 }
 
 extern "C" fn fork_child() {
-    // SAFETY: the forking thread (this one, in the child) took the locks before fork().
-    unsafe { SLAB.fork_release() };
+    // SAFETY: the forking thread (this one, in the child) took the locks before fork(), and
+    // is the child's only thread.
+    unsafe { SLAB.fork_release_child() };
 }
 
 /// Registers `on_load` with the dynamic linker.
