@@ -33,6 +33,7 @@ use crate::policy::{Policy, TopologyPolicy, WakePolicy};
 use crate::ring::{RING_CAPACITY_DEFAULT, Ring};
 use crate::rng::Rng;
 use crate::stats::{Counters, CpuCounters, add, bump};
+use crate::summary::WorkSummary;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering, fence};
 use crate::task::Task;
 
@@ -50,6 +51,12 @@ pub struct Config {
     pub next_slot_grace_ns: u64,
     /// Consecutive runs from the next slot before the ring gets a turn.
     pub next_streak_max: u32,
+    /// How long a CPU must have held work (its work-summary bit set) before a thief of another
+    /// node that aims with the summary takes from it: a backlog its own saturated node clears
+    /// sooner stays near its memory. Measured in the simulator (default cost model): 5 µs let
+    /// memory-bound work on `epyc-2s-nps4` run 13% remote, 10 µs 9%, 20 µs 0%; 50 µs left a
+    /// 1024-CPU fork-join's ramp 1.9% wasted core time, 20 µs 0.2%.
+    pub remote_grace_ns: u64,
     /// Upper bound on searching CPUs per node (each node also caps at half its CPUs).
     pub searchers_per_node_max: usize,
     /// Seed of the per-CPU PRNGs (victim order).
@@ -68,6 +75,7 @@ impl Default for Config {
             injector_batch_max: 32,
             next_slot_grace_ns: 50_000,
             next_streak_max: 3,
+            remote_grace_ns: 20_000,
             searchers_per_node_max: 4,
             seed: 0x5EED,
             stats: false,
@@ -110,6 +118,9 @@ struct Cpu<T> {
     recheck_backoff: AtomicU32,
     /// Stats mode: when the CPU's queues last became non-empty (0 = empty). Owner writes.
     waiting_since_ns: AtomicU64,
+    /// Aiming policies: when this CPU's summary bit was last set (whoever set it writes; remote
+    /// thieves read it to leave young backlogs to their own node). A hint (Relaxed).
+    loaded_since_ns: AtomicU64,
     counters: CpuCounters,
 }
 
@@ -127,6 +138,17 @@ pub struct Scheduler<T, P, O = NoObserver> {
     shared_queue: bool,
     /// `policy.one_injector()`: every node's injector traffic goes to `injectors[0]` (cached).
     one_injector: bool,
+    /// `policy.steal_min_tasks(tier)` and `policy.steal_batch_max(tier)` by tier index, read
+    /// once here: a search looks them up per victim without a virtual call.
+    steal_min: [usize; 5],
+    steal_batch: [usize; 5],
+    /// Which CPUs may hold stealable work in their ring, inbox or next slot (see
+    /// [`crate::summary`]): set by whoever queues there, cleared by thieves that find the CPU
+    /// empty (with a re-probe). Searches aim with it; the park re-check reads it.
+    work: WorkSummary,
+    /// `policy.uses_work_summary()` (cached): searches aim at loaded CPUs, and leave a remote
+    /// node's work to that node while it has idle CPUs (see `remote_node_idle`).
+    aims: bool,
     platform: P,
     observer: O,
     config: Config,
@@ -197,6 +219,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
                 waking: AtomicBool::new(false),
                 recheck_backoff: AtomicU32::new(0),
                 waiting_since_ns: AtomicU64::new(0),
+                loaded_since_ns: AtomicU64::new(0),
                 counters: CpuCounters::default(),
             })
             .collect();
@@ -218,6 +241,10 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             topo,
             shared_queue: policy.shared_queue(),
             one_injector: policy.one_injector(),
+            steal_min: TierKind::ALL.map(|k| policy.steal_min_tasks(k)),
+            steal_batch: TierKind::ALL.map(|k| policy.steal_batch_max(k)),
+            work: WorkSummary::new(n),
+            aims: policy.uses_work_summary(),
             policy,
             platform,
             observer,
@@ -336,7 +363,10 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         if self.config.stats {
             Self::mark_waiting(&me.waiting_since_ns, self.platform.now_ns());
         }
-        self.notify(self.idle.node_of(cpu));
+        // Publish, fence, then advertise and look for sleepers (see `crate::summary`).
+        fence(Ordering::SeqCst);
+        self.advertise(cpu);
+        self.notify_fenced(self.idle.node_of(cpu));
     }
 
     /// Owner: the running task yields; it goes to the back of the ring, behind any task waiting
@@ -431,6 +461,8 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         // 16-byte load of two 8-byte stores misses store forwarding: ~30% of a yield).
         let task = match me.ring.push(task) {
             Ok(()) => {
+                // Wakes nobody: advertised without a fence (see `crate::summary`).
+                self.advertise(cpu);
                 if self.config.stats {
                     Self::mark_waiting(&me.waiting_since_ns, self.platform.now_ns());
                 }
@@ -445,6 +477,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             // Overflow does make work visible elsewhere: let an idle CPU help.
             self.notify(node);
         }
+        self.advertise(cpu);
         if self.config.stats {
             Self::mark_waiting(&me.waiting_since_ns, self.platform.now_ns());
         }
@@ -461,11 +494,15 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         self.observer.placed(from, target, reason);
         fence(Ordering::SeqCst);
         if self.idle.claim(target) {
+            // Waking: thieves leave its inbox alone, so it is not advertised (a probe there
+            // would fail); the owner takes it when it wakes.
             t.waking.store(true, Ordering::Relaxed);
             self.platform.unpark(target);
         } else {
-            // The target is busy: let a searcher or an idle neighbour pick it up if it waits.
-            self.notify(self.idle.node_of(target));
+            // The target is busy: let a searcher or an idle neighbour pick it up if it waits
+            // (advertised before the sleepers are read, see `crate::summary`).
+            self.advertise(target);
+            self.notify_fenced(self.idle.node_of(target));
         }
     }
 
@@ -505,7 +542,11 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         // No clock read on this path: the first thief to look stamps the task (see NextSlot).
         if let Some(displaced) = me.next.put_unstamped(task) {
             self.push_local(cpu, displaced);
-        } else if self.config.stats {
+        } else {
+            // Wakes nobody: advertised without a fence (see `crate::summary`).
+            self.advertise(cpu);
+        }
+        if self.config.stats {
             Self::mark_waiting(&me.waiting_since_ns, self.platform.now_ns());
         }
         // No idle CPU is woken for the next slot: no other CPU may take the task within the
@@ -528,20 +569,43 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             return None;
         }
         let now = self.platform.now_ns();
-        self.cpus
-            .iter()
-            .enumerate()
-            .filter(|&(c, _)| c != cpu)
-            .filter_map(|(_, q)| q.next.occupied_since_ns(now))
-            .min()
-            .map(|since| {
+        let node = self.idle.node_of(cpu);
+        let remote_min = self.steal_min[TierKind::Remote.index()].max(1);
+        // Only CPUs the summary marks loaded (a next-slot put advertises). For an aiming policy
+        // also a remote ring the search declined because its backlog was younger than
+        // `remote_grace_ns`: it becomes stealable then.
+        let mut earliest: Option<u64> = None;
+        let mut from = 0;
+        while let Some(c) = self.work.next_loaded(from) {
+            from = c + 1;
+            if c == cpu {
+                continue;
+            }
+            let q = &self.cpus[c];
+            // When the slot's task, or else the remote backlog, becomes stealable.
+            let at =
+                q.next
+                    .occupied_since_ns(now)
+                    .map(|since| (since, self.config.next_slot_grace_ns))
+                    .or_else(|| {
+                        (self.aims && self.idle.node_of(c) != node && q.ring.len() >= remote_min)
+                            .then(|| {
+                                (
+                                    q.loaded_since_ns.load(Ordering::Relaxed),
+                                    self.config.remote_grace_ns,
+                                )
+                            })
+                    });
+            if let Some((since, grace)) = at {
                 // A busy neighbour whose next slot is occupied whenever we look (a spawn loop)
                 // is making progress: back off, so an idle CPU does not wake every grace
                 // period for nothing. The bound keeps the longest strand short.
                 let backoff = self.cpus[cpu].recheck_backoff.load(Ordering::Relaxed);
-                let wait = self.config.next_slot_grace_ns << backoff.min(RECHECK_BACKOFF_MAX);
-                since.saturating_add(wait)
-            })
+                let t = since.saturating_add(grace << backoff.min(RECHECK_BACKOFF_MAX));
+                earliest = Some(earliest.map_or(t, |e| e.min(t)));
+            }
+        }
+        earliest
     }
 
     fn wake_queued(&self, waker: Option<usize>, task: T) {
@@ -602,6 +666,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     fn place_claimed(&self, from: Option<usize>, target: usize, task: T, reason: WakeReason) {
         let t = &self.cpus[target];
         t.waking.store(true, Ordering::Relaxed);
+        // Not advertised: a waking CPU's inbox is its own (see `place_on`).
         t.inbox.push(task);
         if self.config.stats {
             Self::mark_waiting(&t.waiting_since_ns, self.platform.now_ns());
@@ -614,6 +679,11 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     /// Wakes one sleeping CPU near `node` if no CPU is searching: the caller just queued work.
     fn notify(&self, node: usize) {
         fence(Ordering::SeqCst);
+        self.notify_fenced(node);
+    }
+
+    /// [`Scheduler::notify`] for a caller that has issued the SeqCst fence after its push.
+    fn notify_fenced(&self, node: usize) {
         if self.idle.searching_total() > 0 {
             return;
         }
@@ -705,11 +775,20 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     }
 
     fn took(&self, cpu: usize, t: T) -> T {
-        if self.config.stats {
-            let me = &self.cpus[cpu];
-            if me.ring.is_empty() && me.inbox.is_empty() && !me.next.is_occupied() {
-                me.waiting_since_ns.store(0, Ordering::Relaxed);
-            }
+        let me = &self.cpus[cpu];
+        // Re-asserts the summary bit a racing retract may have cleared after a push that wakes
+        // nobody (the bounded exception in `crate::summary`); or, on the loaded -> empty
+        // transition, takes it back, so thieves and park re-checks do not visit a busy CPU
+        // with nothing queued (found by the simulator: stale bits of busy CPUs made a
+        // 1024-CPU server's re-checks and searches walk most of the machine).
+        if !me.ring.is_empty() || me.next.is_occupied() {
+            self.advertise(cpu);
+        } else if self.work.may_hold(cpu) && me.inbox.is_empty() {
+            self.retract_probe(cpu);
+        }
+        if self.config.stats && me.ring.is_empty() && me.inbox.is_empty() && !me.next.is_occupied()
+        {
+            me.waiting_since_ns.store(0, Ordering::Relaxed);
         }
         t
     }
@@ -728,25 +807,49 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
 
     fn steal(&self, cpu: usize) -> Option<T> {
         let me = &self.cpus[cpu];
+        // This CPU found its own queues empty: take its bit back so thieves do not aim here.
+        if self.work.may_hold(cpu) {
+            self.retract_probe(cpu);
+        }
         let now = self.platform.now_ns();
+        let (mins, batches) = (&self.steal_min, &self.steal_batch);
         let mut found = None;
-        self.policy
-            .for_each_victim(&self.topo, cpu, &me.rng, &mut |victim, tier| {
+        self.policy.for_each_loaded_victim(
+            &self.topo,
+            cpu,
+            &me.rng,
+            &self.work,
+            &mut |victim, tier| {
                 if victim == cpu {
                     return false;
                 }
                 let v = &self.cpus[victim];
-                if v.ring.len() >= self.policy.steal_min_tasks(tier) {
-                    let n = v
-                        .ring
-                        .steal_half_into(&me.ring, self.policy.steal_batch_max(tier));
+                let k = tier.index();
+                if tier == TierKind::Remote
+                    && self.aims
+                    && (self.remote_node_idle(victim) || !self.remote_aged(victim, now))
+                {
+                    // Its node has CPUs asleep or searching (they take it, near its memory), or
+                    // its work is younger than the grace period. Looking costs what a failed
+                    // probe does (a line of the victim's node).
+                    bump(&me.counters.steal_probes_empty, 1);
+                    self.observer.steal(cpu, victim, tier, 0);
+                    return false;
+                }
+                let len = v.ring.len();
+                if len >= mins[k] {
+                    let n = v.ring.steal_half_into(&me.ring, batches[k]);
                     if n > 0 {
                         self.record_steal(cpu, victim, tier, n);
                         found = me.ring.pop();
                         return found.is_some();
                     }
                 }
+                // An aiming thief holds a remote inbox to the remote minimum too (tasks placed on
+                // a CPU of their node: found by the simulator, aimed thieves otherwise took
+                // memory-bound arrivals across nodes, 3% -> 19% remote memory).
                 if !v.waking.load(Ordering::Relaxed)
+                    && (!self.aims || tier != TierKind::Remote || v.inbox.len() >= mins[k])
                     && let Some(t) = v.inbox.pop()
                 {
                     self.record_steal(cpu, victim, tier, 1);
@@ -762,8 +865,12 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
                 }
                 bump(&me.counters.steal_probes_empty, 1);
                 self.observer.steal(cpu, victim, tier, 0);
+                if len == 0 && self.work.may_hold(victim) {
+                    self.retract_probe(victim);
+                }
                 false
-            });
+            },
+        );
         if found.is_none() && self.policy.takes_remote_injectors() && !self.one_injector {
             let node = self.idle.node_of(cpu);
             for &other in self.nodes_by_distance[node].iter() {
@@ -775,7 +882,67 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         found
     }
 
+    /// Whether `victim`'s node has a CPU asleep or searching (a snapshot): an aiming thief on
+    /// another node then leaves `victim`'s work to them, so work stays near its memory while its
+    /// own node has room (found by the simulator: aiming at every loaded remote CPU took
+    /// memory-bound work on `epyc-2s-nps4` from 3% to 19% remote memory).
+    fn remote_node_idle(&self, victim: usize) -> bool {
+        let node = self.idle.node_of(victim);
+        self.idle.searching(node) > 0 || self.idle.sleepers(node) > 0
+    }
+
+    /// Whether `victim` has been advertised loaded for at least `remote_grace_ns` (a snapshot):
+    /// an aiming thief takes work across nodes only then, as it takes a task from a next slot
+    /// only after a grace period. A backlog a saturated node clears within the grace period
+    /// stays near its memory (found by the simulator: aiming at every loaded remote CPU took
+    /// memory-bound work on `epyc-2s-nps4` from 3% to 19% remote memory); a backlog that lasts
+    /// (a fork-join's ramp on a big machine) is taken.
+    fn remote_aged(&self, victim: usize, now_ns: u64) -> bool {
+        let since = self.cpus[victim].loaded_since_ns.load(Ordering::Relaxed);
+        now_ns.saturating_sub(since) >= self.config.remote_grace_ns
+    }
+
+    /// Sets `cpu`'s summary bit (see [`WorkSummary::advertise`]); for an aiming policy, stamps
+    /// when it became loaded first (a clock read on the transition only).
+    #[inline]
+    fn advertise(&self, cpu: usize) {
+        if self.aims && !self.work.may_hold(cpu) {
+            self.cpus[cpu]
+                .loaded_since_ns
+                .store(self.platform.now_ns(), Ordering::Relaxed);
+        }
+        self.work.advertise(cpu);
+    }
+
+    /// Whether `cpu`'s ring, inbox or next slot holds a task (a snapshot).
+    fn holds_work(&self, cpu: usize) -> bool {
+        let q = &self.cpus[cpu];
+        !q.ring.is_empty() || !q.inbox.is_empty() || q.next.is_occupied()
+    }
+
+    /// `cpu` looked empty: clear its summary bit, fence, re-probe, and set the bit again if
+    /// work arrived meanwhile (the retract half of the protocol in `crate::summary`).
+    ///
+    /// Work found by the re-probe was hidden while the bit was clear: a CPU may have re-checked
+    /// the summary then and gone to sleep, and the pusher may have left the waking to a
+    /// searcher (this one). So the bit is set again and then one sleeper of `cpu`'s node is
+    /// woken, whatever the searcher count (found by the loom model `summary_no_lost_wakeup`:
+    /// without the wake-up, that sleeper stayed asleep with the task queued).
+    fn retract_probe(&self, cpu: usize) {
+        if !self.holds_work(cpu) {
+            self.work.retract(cpu);
+            if self.holds_work(cpu) {
+                self.advertise(cpu);
+                if let Some(c) = self.idle.claim_any(self.idle.node_of(cpu)) {
+                    self.platform.unpark(c);
+                }
+            }
+        }
+    }
+
     fn record_steal(&self, cpu: usize, victim: usize, tier: TierKind, n: usize) {
+        // A timed park that ends in a steal does not back off the next one.
+        self.cpus[cpu].recheck_backoff.store(0, Ordering::Relaxed);
         let c = &self.cpus[cpu].counters;
         bump(&c.steals[tier.index()], 1);
         bump(&c.stolen_tasks[tier.index()], n as u64);
@@ -802,17 +969,46 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     /// Counts only work `cpu` would take: a remote ring must hold the policy's remote minimum,
     /// otherwise a CPU would be refused sleep for work it then declines to steal (found by the
     /// simulator: thousands of futile wake-search cycles).
+    ///
+    /// Reads the work summary: only CPUs whose bit is set are looked at (O(P/64 + loaded CPUs),
+    /// was O(P)). A push that wakes someone advertises before it reads the sleeper bitmaps, so
+    /// a CPU that announced sleep before this scan either sees the bit here or is woken by the
+    /// pusher (`crate::summary`).
     fn any_stealable(&self, cpu: usize) -> bool {
         let node = self.topo.node_of(cpu);
-        let remote_min = self.policy.steal_min_tasks(TierKind::Remote).max(1);
-        self.cpus.iter().enumerate().any(|(c, q)| {
-            let min = if self.topo.node_of(c) == node {
-                1
-            } else {
-                remote_min
-            };
-            q.ring.len() >= min || (!q.inbox.is_empty() && !q.waking.load(Ordering::Relaxed))
-        })
+        let remote_min = self.steal_min[TierKind::Remote.index()].max(1);
+        let now = self.platform.now_ns();
+        let mut from = 0;
+        while let Some(c) = self.work.next_loaded(from) {
+            let q = &self.cpus[c];
+            from = c + 1;
+            let local = self.idle.node_of(c) == node;
+            let min = if local { 1 } else { remote_min };
+            let inbox_min = if self.aims { min } else { 1 };
+            if !(q.ring.len() >= min
+                || (q.inbox.len() >= inbox_min && !q.waking.load(Ordering::Relaxed)))
+            {
+                continue;
+            }
+            if local || !self.aims {
+                return true;
+            }
+            // Remote work an aiming search leaves to its own node while that node has idle
+            // CPUs: hand it to one of them rather than stay up for it (a searcher there finds
+            // it; a sleeper there is woken). On a saturated node it is this CPU's to take once
+            // it has lasted `remote_grace_ns`; younger, this CPU sleeps until then
+            // (`stranded_recheck_ns`).
+            let n = self.idle.node_of(c);
+            if self.idle.searching(n) > 0 {
+                continue;
+            }
+            match self.idle.claim_any(n) {
+                Some(s) => self.platform.unpark(s),
+                None if self.remote_aged(c, now) => return true,
+                None => {}
+            }
+        }
+        false
     }
 
     /// `cpu` found nothing: announce sleep, re-check, and park through the platform until woken
@@ -831,9 +1027,8 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let backoff = &self.cpus[cpu].recheck_backoff;
         if recheck.is_some() {
-            backoff.store(backoff.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            self.note_timed_park(cpu);
         }
         self.platform.park(cpu, deadline_ns);
         self.finish_park(cpu);
@@ -861,6 +1056,16 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         }
         bump(&self.cpus[cpu].counters.parks, 1);
         true
+    }
+
+    /// `cpu` is about to sleep until the time [`Scheduler::stranded_recheck_ns`] returned: the
+    /// next such sleep doubles (up to 2^8 grace periods) unless this CPU steals a next-slot task
+    /// meanwhile. [`Scheduler::park`] calls it; a host that parks with the two halves calls it
+    /// when it sleeps with that deadline (found by the simulator: without it, an idle CPU
+    /// re-checked every grace period while a busy neighbour kept its next slot occupied).
+    pub fn note_timed_park(&self, cpu: usize) {
+        let backoff = &self.cpus[cpu].recheck_backoff;
+        backoff.store(backoff.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     /// Second half of parking: `cpu` woke (unparked, deadline, or spuriously).
@@ -1023,6 +1228,51 @@ mod loom_tests {
             s.platform().threads.lock().unwrap()[1] = Some(cpu1.thread().clone());
             s.spawn(Job(7), SpawnHint::default());
             assert_eq!(cpu1.join().unwrap(), Job(7));
+        });
+    }
+
+    /// The work summary's set / clear / re-probe protocol against parking: CPU 0's owner pushes
+    /// a task on its ring while a thief, having found CPU 0 empty, retracts CPU 0's (stale) bit,
+    /// and CPU 1 searches with the summary and goes to sleep. Whatever the interleaving, CPU 1
+    /// gets the task: the summary never ends up hiding published work from a CPU that then
+    /// sleeps unwoken (loom reports a parked-forever CPU 1 as a deadlock).
+    #[test]
+    fn summary_no_lost_wakeup() {
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(2);
+        model.check(|| {
+            let topo = Topology::from_synthetic("pack:1 core:2 pu:1").unwrap();
+            let platform = LoomPlatform {
+                threads: Mutex::new(alloc::vec![None, None]),
+            };
+            let s: Arc<Scheduler<Job, LoomPlatform>> = Arc::new(
+                Scheduler::with(
+                    topo,
+                    Box::new(TopologyPolicy::default()),
+                    platform,
+                    NoObserver,
+                    Config::default(),
+                )
+                .unwrap(),
+            );
+            // A stale bit: CPU 0 is advertised but holds nothing yet.
+            s.work.advertise(0);
+            let s1 = s.clone();
+            let cpu1 = thread::spawn(move || {
+                loop {
+                    if let Some(job) = s1.next_task(1) {
+                        return job;
+                    }
+                    s1.park(1, None);
+                }
+            });
+            s.platform().threads.lock().unwrap()[1] = Some(cpu1.thread().clone());
+            let s0 = s.clone();
+            let owner0 = thread::spawn(move || s0.push_local(0, Job(9)));
+            // The thief that found CPU 0 empty.
+            s.retract_probe(0);
+            owner0.join().unwrap();
+            assert_eq!(cpu1.join().unwrap(), Job(9));
         });
     }
 }
