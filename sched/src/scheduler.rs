@@ -814,6 +814,9 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         let now = self.platform.now_ns();
         let (mins, batches) = (&self.steal_min, &self.steal_batch);
         let mut found = None;
+        // Remote nodes (the first 64) this search found with idle CPUs: their other CPUs are
+        // declined without looking again.
+        let mut idle_nodes = 0u64;
         self.policy.for_each_loaded_victim(
             &self.topo,
             cpu,
@@ -825,16 +828,24 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
                 }
                 let v = &self.cpus[victim];
                 let k = tier.index();
-                if tier == TierKind::Remote
-                    && self.aims
-                    && (self.remote_node_idle(victim) || !self.remote_aged(victim, now))
-                {
-                    // Its node has CPUs asleep or searching (they take it, near its memory), or
-                    // its work is younger than the grace period. Looking costs what a failed
-                    // probe does (a line of the victim's node).
-                    bump(&me.counters.steal_probes_empty, 1);
-                    self.observer.steal(cpu, victim, tier, 0);
-                    return false;
+                if tier == TierKind::Remote && self.aims {
+                    let node = self.idle.node_of(victim);
+                    let bit = if node < 64 { 1u64 << node } else { 0 };
+                    if idle_nodes & bit != 0 {
+                        return false;
+                    }
+                    let node_idle = self.remote_node_idle(victim);
+                    if node_idle {
+                        idle_nodes |= bit;
+                    }
+                    if node_idle || !self.remote_aged(victim, now) {
+                        // Its node has CPUs asleep or searching (they take it, near its
+                        // memory), or its work is younger than `remote_grace_ns`. Looking costs
+                        // what a failed probe does (a line of the victim's node).
+                        bump(&me.counters.steal_probes_empty, 1);
+                        self.observer.steal(cpu, victim, tier, 0);
+                        return false;
+                    }
                 }
                 let len = v.ring.len();
                 if len >= mins[k] {
