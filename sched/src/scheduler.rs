@@ -573,7 +573,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         let remote_min = self.steal_min[TierKind::Remote.index()].max(1);
         // Only CPUs the summary marks loaded (a next-slot put advertises). For an aiming policy
         // also a remote ring the search declined because its backlog was younger than
-        // `remote_grace_ns`: it becomes stealable then.
+        // `remote_grace_ns`: it becomes stealable then, unless its own node has idle CPUs.
         let mut earliest: Option<u64> = None;
         let mut from = 0;
         while let Some(c) = self.work.next_loaded(from) {
@@ -583,19 +583,22 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             }
             let q = &self.cpus[c];
             // When the slot's task, or else the remote backlog, becomes stealable.
-            let at =
-                q.next
-                    .occupied_since_ns(now)
-                    .map(|since| (since, self.config.next_slot_grace_ns))
-                    .or_else(|| {
-                        (self.aims && self.idle.node_of(c) != node && q.ring.len() >= remote_min)
-                            .then(|| {
-                                (
-                                    q.loaded_since_ns.load(Ordering::Relaxed),
-                                    self.config.remote_grace_ns,
-                                )
-                            })
-                    });
+            let at = q
+                .next
+                .occupied_since_ns(now)
+                .map(|since| (since, self.config.next_slot_grace_ns))
+                .or_else(|| {
+                    (self.aims
+                        && self.idle.node_of(c) != node
+                        && q.ring.len() >= remote_min
+                        && !self.remote_node_idle(c))
+                    .then(|| {
+                        (
+                            q.loaded_since_ns.load(Ordering::Relaxed),
+                            self.config.remote_grace_ns,
+                        )
+                    })
+                });
             if let Some((since, grace)) = at {
                 // A busy neighbour whose next slot is occupied whenever we look (a spawn loop)
                 // is making progress: back off, so an idle CPU does not wake every grace
@@ -952,8 +955,11 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     }
 
     fn record_steal(&self, cpu: usize, victim: usize, tier: TierKind, n: usize) {
-        // A timed park that ends in a steal does not back off the next one.
-        self.cpus[cpu].recheck_backoff.store(0, Ordering::Relaxed);
+        // A remote steal is what a timed park for a remote backlog waits for (as a next-slot
+        // steal is for a next slot's task): the next such park does not back off.
+        if tier == TierKind::Remote {
+            self.cpus[cpu].recheck_backoff.store(0, Ordering::Relaxed);
+        }
         let c = &self.cpus[cpu].counters;
         bump(&c.steals[tier.index()], 1);
         bump(&c.stolen_tasks[tier.index()], n as u64);
