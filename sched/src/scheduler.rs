@@ -97,6 +97,33 @@ pub struct SpawnHint {
     pub node: Option<usize>,
 }
 
+/// Per search or re-check: which remote nodes (the first 64) were seen with idle CPUs (asleep or
+/// searching) and which without, so each node's idle state is read once.
+#[derive(Default)]
+struct NodeMemo {
+    idle: u64,
+    busy: u64,
+}
+
+impl NodeMemo {
+    fn idle<T, P: Platform, O: Observer>(&mut self, s: &Scheduler<T, P, O>, node: usize) -> bool {
+        let bit = if node < 64 { 1u64 << node } else { 0 };
+        if self.idle & bit != 0 {
+            return true;
+        }
+        if self.busy & bit != 0 {
+            return false;
+        }
+        let idle = s.idle.searching(node) > 0 || s.idle.sleepers(node) > 0;
+        if idle {
+            self.idle |= bit;
+        } else {
+            self.busy |= bit;
+        }
+        idle
+    }
+}
+
 struct Cpu<T> {
     ring: Ring<T>,
     next: NextSlot<T>,
@@ -121,6 +148,10 @@ struct Cpu<T> {
     /// Aiming policies: when this CPU's summary bit was last set (whoever set it writes; remote
     /// thieves read it to leave young backlogs to their own node). A hint (Relaxed).
     loaded_since_ns: AtomicU64,
+    /// Owner-only: `prepare_park`'s re-check left `recheck_at_ns` (the deadline
+    /// `stranded_recheck_ns` would compute, `u64::MAX` for none) for the park that follows.
+    recheck_cached: AtomicBool,
+    recheck_at_ns: AtomicU64,
     counters: CpuCounters,
 }
 
@@ -220,6 +251,8 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
                 recheck_backoff: AtomicU32::new(0),
                 waiting_since_ns: AtomicU64::new(0),
                 loaded_since_ns: AtomicU64::new(0),
+                recheck_cached: AtomicBool::new(false),
+                recheck_at_ns: AtomicU64::new(u64::MAX),
                 counters: CpuCounters::default(),
             })
             .collect();
@@ -568,47 +601,57 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         if !self.policy.steals() || self.shared() {
             return None;
         }
+        let me = &self.cpus[cpu];
+        // `prepare_park`'s re-check just walked the same summary bits and kept the answer.
+        if me.recheck_cached.load(Ordering::Relaxed) {
+            me.recheck_cached.store(false, Ordering::Relaxed);
+            let at = me.recheck_at_ns.load(Ordering::Relaxed);
+            return (at != u64::MAX).then_some(at);
+        }
         let now = self.platform.now_ns();
-        let node = self.idle.node_of(cpu);
-        let remote_min = self.steal_min[TierKind::Remote.index()].max(1);
-        // Only CPUs the summary marks loaded (a next-slot put advertises). For an aiming policy
-        // also a remote ring the search declined because its backlog was younger than
-        // `remote_grace_ns`: it becomes stealable then, unless its own node has idle CPUs.
+        let mut memo = NodeMemo::default();
         let mut earliest: Option<u64> = None;
         let mut from = 0;
         while let Some(c) = self.work.next_loaded(from) {
             from = c + 1;
-            if c == cpu {
-                continue;
-            }
-            let q = &self.cpus[c];
-            // When the slot's task, or else the remote backlog, becomes stealable.
-            let at = q
-                .next
-                .occupied_since_ns(now)
-                .map(|since| (since, self.config.next_slot_grace_ns))
-                .or_else(|| {
-                    (self.aims
-                        && self.idle.node_of(c) != node
-                        && q.ring.len() >= remote_min
-                        && !self.remote_node_idle(c))
-                    .then(|| {
-                        (
-                            q.loaded_since_ns.load(Ordering::Relaxed),
-                            self.config.remote_grace_ns,
-                        )
-                    })
-                });
-            if let Some((since, grace)) = at {
-                // A busy neighbour whose next slot is occupied whenever we look (a spawn loop)
-                // is making progress: back off, so an idle CPU does not wake every grace
-                // period for nothing. The bound keeps the longest strand short.
-                let backoff = self.cpus[cpu].recheck_backoff.load(Ordering::Relaxed);
-                let t = since.saturating_add(grace << backoff.min(RECHECK_BACKOFF_MAX));
+            if let Some(t) = self.recheck_at(cpu, c, now, &mut memo) {
                 earliest = Some(earliest.map_or(t, |e| e.min(t)));
             }
         }
         earliest
+    }
+
+    /// For `cpu` about to sleep, when loaded CPU `c`'s work becomes stealable by it, if it is
+    /// waiting for that: a task in `c`'s next slot (after the grace period) or, for an aiming
+    /// policy, a remote ring the search declined because its backlog was younger than
+    /// `remote_grace_ns` on a node with no idle CPU. Backed off per `recheck_backoff`.
+    fn recheck_at(&self, cpu: usize, c: usize, now: u64, memo: &mut NodeMemo) -> Option<u64> {
+        if c == cpu {
+            return None;
+        }
+        let q = &self.cpus[c];
+        let remote_min = self.steal_min[TierKind::Remote.index()].max(1);
+        let (since, grace) = q
+            .next
+            .occupied_since_ns(now)
+            .map(|since| (since, self.config.next_slot_grace_ns))
+            .or_else(|| {
+                (self.aims
+                    && self.idle.node_of(c) != self.idle.node_of(cpu)
+                    && q.ring.len() >= remote_min
+                    && !memo.idle(self, self.idle.node_of(c)))
+                .then(|| {
+                    (
+                        q.loaded_since_ns.load(Ordering::Relaxed),
+                        self.config.remote_grace_ns,
+                    )
+                })
+            })?;
+        // A busy neighbour whose next slot is occupied whenever we look (a spawn loop) is
+        // making progress: back off, so an idle CPU does not wake every grace period for
+        // nothing. The bound keeps the longest strand short.
+        let backoff = self.cpus[cpu].recheck_backoff.load(Ordering::Relaxed);
+        Some(since.saturating_add(grace << backoff.min(RECHECK_BACKOFF_MAX)))
     }
 
     fn wake_queued(&self, waker: Option<usize>, task: T) {
@@ -991,15 +1034,27 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     /// was O(P)). A push that wakes someone advertises before it reads the sleeper bitmaps, so
     /// a CPU that announced sleep before this scan either sees the bit here or is woken by the
     /// pusher (`crate::summary`).
+    ///
+    /// When it finds nothing, it leaves the answer [`Scheduler::stranded_recheck_ns`] would
+    /// compute from the same bits for the park that follows (one walk instead of two).
     fn any_stealable(&self, cpu: usize) -> bool {
         let node = self.topo.node_of(cpu);
         let remote_min = self.steal_min[TierKind::Remote.index()].max(1);
         let now = self.platform.now_ns();
+        let mut memo = NodeMemo::default();
+        // Remote nodes (the first 64) whose backlog was handed to a sleeper of theirs.
+        let mut handed = 0u64;
+        let stranded = self.policy.steals() && !self.shared();
+        let mut earliest: Option<u64> = None;
         let mut from = 0;
         while let Some(c) = self.work.next_loaded(from) {
             let q = &self.cpus[c];
             from = c + 1;
-            let local = self.idle.node_of(c) == node;
+            if stranded && let Some(t) = self.recheck_at(cpu, c, now, &mut memo) {
+                earliest = Some(earliest.map_or(t, |e| e.min(t)));
+            }
+            let n = self.idle.node_of(c);
+            let local = n == node;
             let min = if local { 1 } else { remote_min };
             let inbox_min = if self.aims { min } else { 1 };
             if !(q.ring.len() >= min
@@ -1012,18 +1067,27 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             }
             // Remote work an aiming search leaves to its own node while that node has idle
             // CPUs: hand it to one of them rather than stay up for it (a searcher there finds
-            // it; a sleeper there is woken). On a saturated node it is this CPU's to take once
-            // it has lasted `remote_grace_ns`; younger, this CPU sleeps until then
-            // (`stranded_recheck_ns`).
-            let n = self.idle.node_of(c);
-            if self.idle.searching(n) > 0 {
+            // it; a sleeper there is woken, once per node). On a saturated node it is this
+            // CPU's to take once it has lasted `remote_grace_ns`; younger, this CPU sleeps
+            // until then (`stranded_recheck_ns`).
+            let bit = if n < 64 { 1u64 << n } else { 0 };
+            if handed & bit != 0 || self.idle.searching(n) > 0 {
                 continue;
             }
             match self.idle.claim_any(n) {
-                Some(s) => self.platform.unpark(s),
+                Some(s) => {
+                    handed |= bit;
+                    self.platform.unpark(s);
+                }
                 None if self.remote_aged(c, now) => return true,
                 None => {}
             }
+        }
+        if stranded {
+            let me = &self.cpus[cpu];
+            me.recheck_at_ns
+                .store(earliest.unwrap_or(u64::MAX), Ordering::Relaxed);
+            me.recheck_cached.store(true, Ordering::Relaxed);
         }
         false
     }
@@ -1060,6 +1124,9 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         self.observer.idle(cpu);
         self.idle.announce_sleep(cpu);
         fence(Ordering::SeqCst);
+        self.cpus[cpu]
+            .recheck_cached
+            .store(false, Ordering::Relaxed);
         let recheck = self.has_work_for(cpu)
             || (self.policy.steals()
                 && self.idle.searching_total() == 0
