@@ -85,6 +85,13 @@ pub trait Policy: Send + Sync {
         false
     }
 
+    /// Whether a search skips victims announced asleep without probing them (their queues are
+    /// empty: a CPU sleeps only after finding nothing, and a waker claims it, clearing its
+    /// sleeper bit, before placing work on it). Go's thieves do this with `idlepMask`.
+    fn skips_sleeping_victims(&self) -> bool {
+        false
+    }
+
     /// The most tasks to take from one victim in `tier`. The scheduler reads this (and
     /// [`Policy::steal_min_tasks`]) once per tier kind when it is built: both must be pure
     /// functions of the tier.
@@ -274,8 +281,9 @@ impl Policy for TopologyPolicy {
 }
 
 /// Flat random stealing, topology-blind, the way Tokio and Go schedule: uniformly random
-/// victims among all other CPUs and one global injector (no per-node queues that would keep
-/// overflow on its node), so it is the topology-unaware baseline the simulator compares against.
+/// victims among all other CPUs, skipping those asleep (Go's `idlepMask`), and one global
+/// injector (no per-node queues that would keep overflow on its node), so it is the
+/// topology-unaware baseline the simulator compares against.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RandomPolicy;
 
@@ -314,6 +322,13 @@ impl Policy for RandomPolicy {
     }
 
     fn one_injector(&self) -> bool {
+        true
+    }
+
+    /// As Go's `stealWork`, which skips Ps in `idlepMask` (found by the simulator: without it, a
+    /// flat search on a 1024-CPU machine probed up to 1023 victims, ~300 µs at remote prices,
+    /// and a fork-join's ramp left 2.8-6.3% of core time wasted; with it, 0%).
+    fn skips_sleeping_victims(&self) -> bool {
         true
     }
 

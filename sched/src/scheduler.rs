@@ -180,6 +180,8 @@ pub struct Scheduler<T, P, O = NoObserver> {
     /// `policy.uses_work_summary()` (cached): searches aim at loaded CPUs, and leave a remote
     /// node's work to that node while it has idle CPUs (see `remote_node_idle`).
     aims: bool,
+    /// `policy.skips_sleeping_victims()` (cached).
+    skip_sleeping: bool,
     platform: P,
     observer: O,
     config: Config,
@@ -278,6 +280,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             steal_batch: TierKind::ALL.map(|k| policy.steal_batch_max(k)),
             work: WorkSummary::new(n),
             aims: policy.uses_work_summary(),
+            skip_sleeping: policy.skips_sleeping_victims(),
             policy,
             platform,
             observer,
@@ -870,6 +873,11 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             &self.work,
             &mut |victim, tier| {
                 if victim == cpu {
+                    return false;
+                }
+                if self.skip_sleeping && self.idle.is_sleeping(victim) {
+                    // Asleep, so empty: not probed (read from the sleeper bitmap, a word per
+                    // 64 CPUs, as Go's thieves read `idlepMask`).
                     return false;
                 }
                 let v = &self.cpus[victim];

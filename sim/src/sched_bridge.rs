@@ -284,9 +284,9 @@ pub struct RealSched {
     /// Whether `policy` searches at all (steals, not one shared queue).
     searches: bool,
     /// Whether a `next` with every queue empty may use [`RealSched::futile_search`]: the policy
-    /// searches and does not aim with the scheduler's work summary (an aiming search's victims
-    /// depend on the summary's state, stale bits included, so it is run for real; with every
-    /// queue empty it probes only CPUs whose bit is still set, and clears them).
+    /// searches, does not aim with the scheduler's work summary and does not skip sleeping
+    /// victims (the victims such a search probes depend on the summary's or the sleeper
+    /// bitmaps' state, so it is run for real; with every queue empty it is cheap).
     shortcut: bool,
 }
 
@@ -496,7 +496,7 @@ pub fn build(
     let pol = policy_by_name(policy, machine)?;
     let tick_ns = pol.balance_interval_ns();
     let searches = pol.steals() && !pol.shared_queue();
-    let shortcut = searches && !pol.uses_work_summary();
+    let shortcut = searches && !pol.uses_work_summary() && !pol.skips_sleeping_victims();
     let walker = policy_by_name(policy, machine)?;
     let plat = Arc::new(PlatState {
         now_ns: AtomicU64::new(0),
