@@ -6,8 +6,8 @@
 //!
 //! | policy | victims | wake placement | models |
 //! |---|---|---|---|
-//! | [`TopologyPolicy`] (default) | steal tiers nearest first, random start inside a tier; remote tiers only after local ones fail, with a smaller batch and a threshold | last CPU if idle, else an idle CPU of its LLC, then node | manycore |
-//! | [`RandomPolicy`] | every other CPU in random order, no topology; one machine-wide injector | the waker's CPU | Tokio, Go |
+//! | [`TopologyPolicy`] (default) | steal tiers nearest first, random start inside a tier, only CPUs the work summary marks loaded; remote tiers only after local ones fail, with a smaller batch, a threshold and a grace period | last CPU if idle, else an idle CPU of its LLC, then node | manycore |
+//! | [`RandomPolicy`] | every other CPU in random order, no topology, sleeping CPUs skipped; one machine-wide injector | the waker's CPU | Tokio, Go |
 //! | [`NoStealPolicy`] | none | the task's last CPU, always | Seastar (shared-nothing) |
 //! | [`GlobalPolicy`] | none: one shared queue | the shared queue | a single run queue |
 
