@@ -614,13 +614,12 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         let now = self.platform.now_ns();
         let mut memo = NodeMemo::default();
         let mut earliest: Option<u64> = None;
-        let mut from = 0;
-        while let Some(c) = self.work.next_loaded(from) {
-            from = c + 1;
+        self.work.any_loaded(|c| {
             if let Some(t) = self.recheck_at(cpu, c, now, &mut memo) {
                 earliest = Some(earliest.map_or(t, |e| e.min(t)));
             }
-        }
+            false
+        });
         earliest
     }
 
@@ -1054,10 +1053,8 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         let mut handed = 0u64;
         let stranded = self.policy.steals() && !self.shared();
         let mut earliest: Option<u64> = None;
-        let mut from = 0;
-        while let Some(c) = self.work.next_loaded(from) {
+        let found = self.work.any_loaded(|c| {
             let q = &self.cpus[c];
-            from = c + 1;
             if stranded && let Some(t) = self.recheck_at(cpu, c, now, &mut memo) {
                 earliest = Some(earliest.map_or(t, |e| e.min(t)));
             }
@@ -1068,7 +1065,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             if !(q.ring.len() >= min
                 || (q.inbox.len() >= inbox_min && !q.waking.load(Ordering::Relaxed)))
             {
-                continue;
+                return false;
             }
             if local || !self.aims {
                 return true;
@@ -1080,16 +1077,19 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             // until then (`stranded_recheck_ns`).
             let bit = if n < 64 { 1u64 << n } else { 0 };
             if handed & bit != 0 || self.idle.searching(n) > 0 {
-                continue;
+                return false;
             }
             match self.idle.claim_any(n) {
                 Some(s) => {
                     handed |= bit;
                     self.platform.unpark(s);
+                    false
                 }
-                None if self.remote_aged(c, now) => return true,
-                None => {}
+                None => self.remote_aged(c, now),
             }
+        });
+        if found {
+            return true;
         }
         if stranded {
             let me = &self.cpus[cpu];

@@ -84,6 +84,23 @@ impl WorkSummary {
         }
     }
 
+    /// Calls `f(cpu)` for each CPU whose bit is set, in increasing order (each word read once,
+    /// a snapshot), until `f` returns `true`; returns whether it did.
+    #[inline]
+    pub fn any_loaded(&self, mut f: impl FnMut(usize) -> bool) -> bool {
+        for (w, word) in self.words.iter().enumerate() {
+            let mut bits = word.load(Ordering::Relaxed);
+            while bits != 0 {
+                let c = w * 64 + bits.trailing_zeros() as usize;
+                if c < self.cpus && f(c) {
+                    return true;
+                }
+                bits &= bits - 1;
+            }
+        }
+        false
+    }
+
     /// Whether any bit is set (a snapshot).
     pub fn any(&self) -> bool {
         self.words.iter().any(|w| w.load(Ordering::Relaxed) != 0)
@@ -135,5 +152,12 @@ mod tests {
         assert!(!s.retract(64), "already clear");
         assert_eq!(s.next_loaded(4), Some(129));
         assert!(s.may_hold(3) && !s.may_hold(64) && !s.may_hold(1000));
+        let mut seen = alloc::vec::Vec::new();
+        assert!(!s.any_loaded(|c| {
+            seen.push(c);
+            false
+        }));
+        assert_eq!(seen, [3, 129]);
+        assert!(s.any_loaded(|c| c == 3), "stops at the first `true`");
     }
 }
