@@ -31,9 +31,10 @@
 //! - **The bounded exception.** Pushes that wake nobody (a yield's requeue, the owner refilling
 //!   its ring from its inbox or injector, a woken task put in the waker's next slot) advertise
 //!   without the fence: a retract racing with them may leave the task unadvertised. The owner is
-//!   running then and re-asserts its bit at its next scheduling decision (`Scheduler::took`), so
-//!   such a task is hidden from thieves for at most the rest of the owner's current task, the
-//!   same bound as before the summary existed (those pushes never woke anyone).
+//!   running then and re-asserts its bit for a non-empty ring at its next scheduling decision
+//!   (`Scheduler::took`), and a task in its next slot is what that decision runs, so such a task
+//!   is hidden from thieves for at most the rest of the owner's current task, the same bound as
+//!   before the summary existed (those pushes never woke anyone).
 
 use alloc::boxed::Box;
 
