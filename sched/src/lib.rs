@@ -12,7 +12,9 @@
 //!   [`Injector`] per NUMA node; tasks placed on a specific CPU go to its inbox.
 //! - **No stampede, no lost wakeup.** At most a few CPUs per node search at once; sleepers are
 //!   bits in per-node bitmaps; the announce / re-check / park protocol with token-semantics park
-//!   (see [`idle`]) is model-checked with loom.
+//!   (see [`idle`]) is model-checked with loom. A one-bit-per-CPU [`WorkSummary`] of where
+//!   stealable work may sit lets thieves aim at loaded CPUs and the park re-check skip empty
+//!   ones (its set / clear / re-probe protocol is model-checked too).
 //! - **Observable.** Per-tier steal counts, wake placements, injector traffic, parks and sampled
 //!   wasted-core time ([`Counters`]); every decision also goes to an [`Observer`].
 //! - **Deterministic when the host is.** All randomness comes from per-CPU PRNGs seeded by
@@ -51,6 +53,7 @@ pub mod scheduler;
 #[cfg(not(loom))]
 pub mod stack;
 pub mod stats;
+pub mod summary;
 pub(crate) mod sync;
 pub mod task;
 
@@ -61,6 +64,7 @@ pub use policy::{GlobalPolicy, NoStealPolicy, Policy, RandomPolicy, TopologyPoli
 pub use ring::Ring;
 pub use scheduler::{Config, ConfigError, Scheduler, SpawnHint};
 pub use stats::Counters;
+pub use summary::WorkSummary;
 pub use task::{Task, TaskHeader, TaskState, WaitQueue};
 
 #[cfg(all(test, not(loom)))]

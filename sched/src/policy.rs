@@ -6,14 +6,15 @@
 //!
 //! | policy | victims | wake placement | models |
 //! |---|---|---|---|
-//! | [`TopologyPolicy`] (default) | steal tiers nearest first, random start inside a tier; remote tiers only after local ones fail, with a smaller batch and a threshold | last CPU if idle, else an idle CPU of its LLC, then node | manycore |
-//! | [`RandomPolicy`] | every other CPU in random order, no topology; one machine-wide injector | the waker's CPU | Tokio, Go |
+//! | [`TopologyPolicy`] (default) | steal tiers nearest first, random start inside a tier, only CPUs the work summary marks loaded; remote tiers only after local ones fail, with a smaller batch, a threshold and a grace period | last CPU if idle, else an idle CPU of its LLC, then node | manycore |
+//! | [`RandomPolicy`] | every other CPU in random order, no topology, sleeping CPUs skipped; one machine-wide injector | the waker's CPU | Tokio, Go |
 //! | [`NoStealPolicy`] | none | the task's last CPU, always | Seastar (shared-nothing) |
 //! | [`GlobalPolicy`] | none: one shared queue | the shared queue | a single run queue |
 
 use manycore_topology::{TierKind, Topology};
 
 use crate::rng::Rng;
+use crate::summary::WorkSummary;
 
 /// How a woken task finds a CPU (see [`crate::WakeReason`] for what the scheduler reports).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,7 +63,38 @@ pub trait Policy: Send + Sync {
         visit: &mut dyn FnMut(usize, TierKind) -> bool,
     );
 
-    /// The most tasks to take from one victim in `tier`.
+    /// Like [`Policy::for_each_victim`], given the scheduler's [`WorkSummary`] (which CPUs may
+    /// hold stealable work), so the policy can aim at loaded victims. The scheduler's searches
+    /// call this one. The default ignores the summary and visits what `for_each_victim` names,
+    /// so a policy keeps exactly the victim order it defines unless it opts in.
+    fn for_each_loaded_victim(
+        &self,
+        topo: &Topology,
+        cpu: usize,
+        rng: &Rng,
+        work: &WorkSummary,
+        visit: &mut dyn FnMut(usize, TierKind) -> bool,
+    ) {
+        let _ = work;
+        self.for_each_victim(topo, cpu, rng, visit);
+    }
+
+    /// Whether [`Policy::for_each_loaded_victim`] uses the summary: the victims a search visits
+    /// then depend on where work is, not only on the topology and the PRNG.
+    fn uses_work_summary(&self) -> bool {
+        false
+    }
+
+    /// Whether a search skips victims announced asleep without probing them (their queues are
+    /// empty: a CPU sleeps only after finding nothing, and a waker claims it, clearing its
+    /// sleeper bit, before placing work on it). Go's thieves do this with `idlepMask`.
+    fn skips_sleeping_victims(&self) -> bool {
+        false
+    }
+
+    /// The most tasks to take from one victim in `tier`. The scheduler reads this (and
+    /// [`Policy::steal_min_tasks`]) once per tier kind when it is built: both must be pure
+    /// functions of the tier.
     fn steal_batch_max(&self, tier: TierKind) -> usize {
         let _ = tier;
         128
@@ -157,6 +189,76 @@ impl Policy for TopologyPolicy {
         }
     }
 
+    /// Aimed search: local tiers as in `for_each_victim` (every CPU once from a random start)
+    /// but only CPUs the summary marks loaded. Each remote tier visits at most
+    /// `remote_probes_per_tier_max` *loaded* CPUs from a random start, found by the summary's
+    /// words (random probes on a 1024-CPU machine with a few loaded CPUs among 960 remote ones
+    /// missed them: docs/SIMULATOR.md, findings 4 and 5). The scheduler still declines remote
+    /// victims whose work is young or whose node has idle CPUs (see `Scheduler`'s search).
+    fn for_each_loaded_victim(
+        &self,
+        topo: &Topology,
+        cpu: usize,
+        rng: &Rng,
+        work: &WorkSummary,
+        visit: &mut dyn FnMut(usize, TierKind) -> bool,
+    ) {
+        let order = topo.steal_order(cpu);
+        for t in 0..order.len() {
+            let Some(tier) = order.get(t) else { break };
+            let cpus = tier.cpus;
+            let n = cpus.len();
+            let start = rng.below(n);
+            if tier.kind != TierKind::Remote {
+                for i in 0..n {
+                    let j = if start + i >= n {
+                        start + i - n
+                    } else {
+                        start + i
+                    };
+                    let victim = cpus[j] as usize;
+                    if work.may_hold(victim) && visit(victim, tier.kind) {
+                        return;
+                    }
+                }
+                continue;
+            }
+            // A remote tier's CPU list is sorted by id (topology's steal tiers), so the next
+            // loaded CPU of the tier is a summary scan plus a binary search.
+            let mut budget = self.remote_probes_per_tier_max.max(1);
+            for (lo, hi) in [(start, n), (0, start)] {
+                let mut i = lo;
+                while i < hi && budget > 0 {
+                    let Some(c) = work.next_loaded(cpus[i] as usize) else {
+                        break;
+                    };
+                    let j = if cpus[i] as usize >= c {
+                        i
+                    } else {
+                        i + gallop(&cpus[i..hi], c)
+                    };
+                    if j >= hi {
+                        break;
+                    }
+                    if cpus[j] as usize == c {
+                        budget -= 1;
+                        if visit(c, TierKind::Remote) {
+                            return;
+                        }
+                        i = j + 1;
+                    } else {
+                        // `c` is not in this tier: go on from the tier's next CPU after it.
+                        i = j;
+                    }
+                }
+            }
+        }
+    }
+
+    fn uses_work_summary(&self) -> bool {
+        true
+    }
+
     fn steal_batch_max(&self, tier: TierKind) -> usize {
         if tier == TierKind::Remote {
             self.remote_batch_max
@@ -179,8 +281,9 @@ impl Policy for TopologyPolicy {
 }
 
 /// Flat random stealing, topology-blind, the way Tokio and Go schedule: uniformly random
-/// victims among all other CPUs and one global injector (no per-node queues that would keep
-/// overflow on its node), so it is the topology-unaware baseline the simulator compares against.
+/// victims among all other CPUs, skipping those asleep (Go's `idlepMask`), and one global
+/// injector (no per-node queues that would keep overflow on its node), so it is the
+/// topology-unaware baseline the simulator compares against.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RandomPolicy;
 
@@ -222,9 +325,28 @@ impl Policy for RandomPolicy {
         true
     }
 
+    /// As Go's `stealWork`, which skips Ps in `idlepMask` (found by the simulator: without it, a
+    /// flat search on a 1024-CPU machine probed up to 1023 victims, ~300 µs at remote prices,
+    /// and a fork-join's ramp left 2.8-6.3% of core time wasted; with it, 0%).
+    fn skips_sleeping_victims(&self) -> bool {
+        true
+    }
+
     fn wake_policy(&self) -> WakePolicy {
         WakePolicy::Local
     }
+}
+
+/// The first index of sorted `cpus` whose value is `>= c` (`cpus.len()` if none), by
+/// galloping from the front: loaded CPUs are usually a few places ahead in a remote tier.
+fn gallop(cpus: &[u32], c: usize) -> usize {
+    let mut hi = 1;
+    while hi < cpus.len() && (cpus[hi] as usize) < c {
+        hi *= 2;
+    }
+    let lo = hi / 2;
+    let hi = hi.min(cpus.len());
+    lo + cpus[lo..hi].partition_point(|&x| (x as usize) < c)
 }
 
 fn gcd(mut a: usize, mut b: usize) -> usize {

@@ -26,10 +26,12 @@ pub(crate) struct CpuCounters {
     pub next_slot_stolen: AtomicU64,
 }
 
+#[inline(always)]
 pub(crate) fn bump(c: &AtomicU64, n: u64) {
     c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
 }
 
+#[inline(always)]
 pub(crate) fn add(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }

@@ -213,9 +213,17 @@ fn remote_threshold_keeps_a_single_task_home() {
         },
     );
     s.platform().current.store(1, Ordering::Relaxed);
+    assert_eq!(
+        s.next_task(1),
+        None,
+        "a backlog younger than remote_grace_ns stays on its node"
+    );
+    s.platform()
+        .now
+        .fetch_add(Config::default().remote_grace_ns, Ordering::Relaxed);
     assert!(
         s.next_task(1).is_some(),
-        "with plenty queued the remote CPU helps"
+        "with plenty queued for remote_grace_ns the remote CPU helps"
     );
 }
 

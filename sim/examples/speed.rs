@@ -40,6 +40,21 @@ fn main() -> Result<(), String> {
         r.makespan_ns,
         r.peak_live_tasks
     );
+    let st = &r.stats;
+    println!(
+        "  steals {:?}, failed probes {}, futile searches {}, unparks {} (stray {}, empty {}), timed wakes {}, re-searches {}, wasted core {:.3}%, remote memory {:.1}%, injector ops {}",
+        st.steals,
+        st.failed_probes,
+        st.futile_searches,
+        st.unparks,
+        st.stray_unparks,
+        st.empty_wakes,
+        st.timed_wakes,
+        st.research,
+        r.wasted.wasted_ns as f64 * 100.0 / (r.makespan_ns.max(1) as f64 * r.cpus as f64),
+        st.mem_remote_ns as f64 * 100.0 / (st.mem_remote_ns + st.mem_local_ns).max(1) as f64,
+        st.injector_ops
+    );
     Ok(())
 }
 

@@ -283,6 +283,11 @@ pub struct RealSched {
     policy: Box<dyn Policy>,
     /// Whether `policy` searches at all (steals, not one shared queue).
     searches: bool,
+    /// Whether a `next` with every queue empty may use [`RealSched::futile_search`]: the policy
+    /// searches, does not aim with the scheduler's work summary and does not skip sleeping
+    /// victims (the victims such a search probes depend on the summary's or the sleeper
+    /// bitmaps' state, so it is run for real; with every queue empty it is cheap).
+    shortcut: bool,
 }
 
 impl RealSched {
@@ -395,7 +400,7 @@ impl SchedCore for RealSched {
     }
 
     fn next(&mut self, p: &mut dyn SimPlatform, cpu: usize) -> Option<u32> {
-        if p.runnable() == 0 {
+        if self.shortcut && p.runnable() == 0 {
             // Every queue is empty: the call would search in vain (see `futile_search`). Its
             // price and probe count are known; the O(victims) walk is not repeated.
             let (ns, probes) = self.futile_search(cpu);
@@ -420,6 +425,10 @@ impl SchedCore for RealSched {
     fn park_deadline(&mut self, p: &mut dyn SimPlatform, cpu: usize) -> Option<u64> {
         self.enter(p, Some(cpu));
         let d = self.sched.stranded_recheck_ns(cpu);
+        if d.is_some() {
+            // The engine sleeps until `d`: the next such sleep backs off (as `Scheduler::park`).
+            self.sched.note_timed_park(cpu);
+        }
         self.leave(p, cpu);
         d
     }
@@ -487,6 +496,7 @@ pub fn build(
     let pol = policy_by_name(policy, machine)?;
     let tick_ns = pol.balance_interval_ns();
     let searches = pol.steals() && !pol.shared_queue();
+    let shortcut = searches && !pol.uses_work_summary() && !pol.skips_sleeping_victims();
     let walker = policy_by_name(policy, machine)?;
     let plat = Arc::new(PlatState {
         now_ns: AtomicU64::new(0),
@@ -495,10 +505,19 @@ pub fn build(
         unparks_pending: AtomicUsize::new(0),
     });
     let obs = Arc::new(ObsState::new(machine, cost, Arc::clone(&plat), trace));
+    // The scheduler's remote grace keeps work near its memory; where remote memory costs the
+    // same as local (the ideal machine, `CostModel::zero`) it has nothing to protect, and the
+    // scheduler is then configured work-conserving, as a deployment on such a machine would be.
+    let numa_penalty = cost.memory.remote_factor_near > 1.0 || cost.memory.remote_factor_far > 1.0;
     let config = Config {
         seed,
         stats: true,
         wasted_threshold_ns,
+        remote_grace_ns: if numa_penalty {
+            Config::default().remote_grace_ns
+        } else {
+            0
+        },
         ..Config::default()
     };
     let sched = Scheduler::with(
@@ -517,6 +536,7 @@ pub fn build(
         futile: vec![None; machine.cpus()],
         policy: walker,
         searches,
+        shortcut,
     }))
 }
 

@@ -84,6 +84,7 @@ pub struct StealOrder<'a> {
 
 impl<'a> StealOrder<'a> {
     /// Number of (non-empty) tiers.
+    #[inline]
     pub fn len(&self) -> usize {
         self.tiers.len()
     }
@@ -94,6 +95,7 @@ impl<'a> StealOrder<'a> {
     }
 
     /// Tier `i`, nearest first.
+    #[inline]
     pub fn get(&self, i: usize) -> Option<StealTier<'a>> {
         let t = self.tiers.get(i)?;
         Some(StealTier {
@@ -348,6 +350,7 @@ fn remote_classes(topo: &Topology, a: usize) -> Vec<(u32, Vec<usize>)> {
 
 impl Topology {
     /// The steal order of logical CPU `cpu`: its tiers, nearest first. O(1).
+    #[inline]
     pub fn steal_order(&self, cpu: usize) -> StealOrder<'_> {
         let (first, count) = self.tiers.per_cpu[cpu];
         StealOrder {

@@ -1,0 +1,164 @@
+//! The work summary: one bit per CPU saying "this CPU's ring, inbox or next slot may hold a
+//! task", so a thief aims at loaded CPUs instead of probing empty ones, and a CPU about to sleep
+//! re-checks the machine in O(P/64 + loaded CPUs) instead of O(P).
+//!
+//! Bit `c` of word `c / 64` is logical CPU `c` (NUMA nodes are usually ranges of CPU ids, so a
+//! word mostly covers one node's CPUs). The bit is a *superset* hint: set whenever the CPU's
+//! queues hold work (see the protocol for the one bounded exception), possibly set while they are
+//! empty (then a thief that probes in vain clears it).
+//!
+//! # Protocol
+//! - **Advertise** (whoever puts a task in CPU `c`'s ring, inbox or next slot, after publishing
+//!   it): a Relaxed load of the word first; only if `c`'s bit is clear, a `fetch_or` and a
+//!   SeqCst fence. The owner thus writes the shared word (and fences) only on the empty ->
+//!   loaded transition as the summary sees it.
+//! - **Retract** (a thief that found `c`'s ring, inbox and next slot empty, or the owner before
+//!   it searches): `fetch_and` the bit off, a SeqCst fence, then *re-probe* `c`'s queues; if
+//!   anything is there, advertise again.
+//! - **Ordering.** A push that wakes someone (`push_local`, `place_on`, ring overflow; the
+//!   scheduler's `notify` path) issues a SeqCst fence between publishing the task and the
+//!   Relaxed load of the bit. Against a retract (RMW, fence, re-probe) that is Dekker's pattern:
+//!   either the pusher's load sees the bit cleared (and sets it), or the retracting CPU's
+//!   re-probe sees the task (and sets it). So after both, the bit is set: published work is never
+//!   left unadvertised. A CPU going to sleep announces itself, fences, and reads the summary;
+//!   whoever sets the bit fences and then reads the sleeper bitmaps, so either the sleeper's
+//!   re-check sees the bit, or the setter sees the sleeper. The pusher then wakes it as before
+//!   (unless a searcher is under way, which ends its search before it sleeps and re-checks the
+//!   summary itself); a retracting CPU whose re-probe found work wakes one sleeper of that CPU's
+//!   node whatever the searcher count, because a CPU may have re-checked while the bit was clear
+//!   (the loom model `summary_no_lost_wakeup` in `scheduler.rs` checks this with a racing
+//!   thief; it found that last case).
+//! - **The bounded exception.** Pushes that wake nobody (a yield's requeue, the owner refilling
+//!   its ring from its inbox or injector, a woken task put in the waker's next slot) advertise
+//!   without the fence: a retract racing with them may leave the task unadvertised. The owner is
+//!   running then and re-asserts its bit for a non-empty ring at its next scheduling decision
+//!   (`Scheduler::took`), and a task in its next slot is what that decision runs, so such a task
+//!   is hidden from thieves for at most the rest of the owner's current task, the same bound as
+//!   before the summary existed (those pushes never woke anyone).
+
+use alloc::boxed::Box;
+
+use crate::sync::{AtomicU64, Ordering, fence};
+
+/// One bit per CPU: its queues may hold stealable work.
+pub struct WorkSummary {
+    /// Bit `c % 64` of word `c / 64`: CPU `c` may hold work. Set by whoever queues work on `c`;
+    /// cleared by thieves (and `c` itself) that found it empty, with a re-probe.
+    words: Box<[AtomicU64]>,
+    cpus: usize,
+}
+
+impl WorkSummary {
+    /// A summary for `cpus` CPUs, all clear.
+    pub fn new(cpus: usize) -> WorkSummary {
+        WorkSummary {
+            words: (0..cpus.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+            cpus,
+        }
+    }
+
+    /// Number of CPUs covered.
+    pub fn cpus(&self) -> usize {
+        self.cpus
+    }
+
+    /// Whether `cpu` may hold work (a Relaxed snapshot; `false` for CPUs out of range).
+    #[inline]
+    pub fn may_hold(&self, cpu: usize) -> bool {
+        self.words
+            .get(cpu / 64)
+            .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (cpu % 64)) != 0)
+    }
+
+    /// The lowest CPU id `>= from` whose bit is set, if any (a snapshot, no wrap-around).
+    #[inline]
+    pub fn next_loaded(&self, from: usize) -> Option<usize> {
+        let mut w = from / 64;
+        let mut bits = self.words.get(w)?.load(Ordering::Relaxed) & (!0u64 << (from % 64));
+        loop {
+            if bits != 0 {
+                let c = w * 64 + bits.trailing_zeros() as usize;
+                return (c < self.cpus).then_some(c);
+            }
+            w += 1;
+            bits = self.words.get(w)?.load(Ordering::Relaxed);
+        }
+    }
+
+    /// Calls `f(cpu)` for each CPU whose bit is set, in increasing order (each word read once,
+    /// a snapshot), until `f` returns `true`; returns whether it did.
+    #[inline]
+    pub fn any_loaded(&self, mut f: impl FnMut(usize) -> bool) -> bool {
+        for (w, word) in self.words.iter().enumerate() {
+            let mut bits = word.load(Ordering::Relaxed);
+            while bits != 0 {
+                let c = w * 64 + bits.trailing_zeros() as usize;
+                if c < self.cpus && f(c) {
+                    return true;
+                }
+                bits &= bits - 1;
+            }
+        }
+        false
+    }
+
+    /// Whether any bit is set (a snapshot).
+    pub fn any(&self) -> bool {
+        self.words.iter().any(|w| w.load(Ordering::Relaxed) != 0)
+    }
+
+    /// Sets `cpu`'s bit if it reads clear (a Relaxed load first: the word is written only on a
+    /// transition), then fences, so the caller's following reads of the sleeper bitmaps and
+    /// searcher counts are ordered after the set (the protocol is argued with SeqCst fences
+    /// only, which is also what loom models). The caller published the work before; see the
+    /// module doc for when it must fence first.
+    #[inline]
+    pub(crate) fn advertise(&self, cpu: usize) {
+        let w = &self.words[cpu / 64];
+        let bit = 1u64 << (cpu % 64);
+        if w.load(Ordering::Relaxed) & bit == 0 {
+            w.fetch_or(bit, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+        }
+    }
+
+    /// Clears `cpu`'s bit, then fences: the caller re-probes `cpu`'s queues next and
+    /// re-advertises if it finds work (see the module doc). Returns whether the bit was set.
+    pub(crate) fn retract(&self, cpu: usize) -> bool {
+        let bit = 1u64 << (cpu % 64);
+        let was = self.words[cpu / 64].fetch_and(!bit, Ordering::SeqCst) & bit != 0;
+        fence(Ordering::SeqCst);
+        was
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_loaded_finds_set_bits_across_words_and_stops_at_the_end() {
+        let s = WorkSummary::new(130);
+        assert_eq!(s.next_loaded(0), None);
+        assert!(!s.any());
+        s.advertise(3);
+        s.advertise(64);
+        s.advertise(129);
+        assert!(s.any());
+        assert_eq!(s.next_loaded(0), Some(3));
+        assert_eq!(s.next_loaded(4), Some(64));
+        assert_eq!(s.next_loaded(65), Some(129));
+        assert_eq!(s.next_loaded(130), None, "past the last CPU");
+        assert!(s.retract(64));
+        assert!(!s.retract(64), "already clear");
+        assert_eq!(s.next_loaded(4), Some(129));
+        assert!(s.may_hold(3) && !s.may_hold(64) && !s.may_hold(1000));
+        let mut seen = alloc::vec::Vec::new();
+        assert!(!s.any_loaded(|c| {
+            seen.push(c);
+            false
+        }));
+        assert_eq!(seen, [3, 129]);
+        assert!(s.any_loaded(|c| c == 3), "stops at the first `true`");
+    }
+}
