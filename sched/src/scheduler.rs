@@ -120,6 +120,17 @@ struct Cpu<T> {
     counters: CpuCounters,
 }
 
+/// What [`Scheduler::yield_pick`] decided (used by the user-space runtime).
+#[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
+pub(crate) enum YieldPick<T> {
+    /// The fast path does not apply; nothing was touched.
+    Slow,
+    /// Nothing else is runnable on this CPU: the yielder carries on.
+    Alone,
+    /// Run this task next; the yielder goes to [`Scheduler::yield_push`].
+    Next(T),
+}
+
 /// A scheduler for `T` tasks on a topology, driven through a [`Platform`].
 pub struct Scheduler<T, P, O = NoObserver> {
     topo: Topology,
@@ -422,6 +433,42 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             };
         }
         self.yield_task_slow(cpu, task)
+    }
+
+    /// The fast path of [`Scheduler::yield_task`] split in two, for a runtime that switches
+    /// from the yielder straight into the next task (the yielder must not be queued, where a
+    /// thief could take it, before its context is saved): the decision without the yielder's
+    /// push. [`YieldPick::Next`] obliges the caller to hand the yielder to
+    /// [`Scheduler::yield_push`] next, with no other owner call on `cpu` in between;
+    /// [`YieldPick::Alone`] means only the yielder is runnable here (it carries on);
+    /// [`YieldPick::Slow`] means the fast path does not apply and nothing was touched (use
+    /// `yield_task`).
+    #[inline(always)]
+    #[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
+    pub(crate) fn yield_pick(&self, cpu: usize) -> YieldPick<T> {
+        let me = &self.cpus[cpu];
+        if !(self.yield_fast
+            && me.inbox.is_empty()
+            && self.injectors[me.injector].is_empty()
+            && !me.next.owner_sees_occupied())
+        {
+            return YieldPick::Slow;
+        }
+        if me.streak.load(Ordering::Relaxed) != 0 {
+            me.streak.store(0, Ordering::Relaxed);
+        }
+        match me.batch.pop_or_claim(&me.ring) {
+            Some(t) => YieldPick::Next(t),
+            None => YieldPick::Alone,
+        }
+    }
+
+    /// The second half of a [`YieldPick::Next`]: the yielder goes to the back of `cpu`'s ring,
+    /// as `yield_task` would have put it.
+    #[inline(always)]
+    #[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
+    pub(crate) fn yield_push(&self, cpu: usize, task: T) {
+        self.push_quiet(cpu, task);
     }
 
     /// `yield_task` when something waits in the inbox, injector or next slot, or the
