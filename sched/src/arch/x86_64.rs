@@ -152,6 +152,8 @@ pub unsafe fn resume(ctx: *mut TaskContext) {
             "pop rbx",
             in("rdx") sp,
             in("rdi") link,
+            // No hand-off words for the task (see `suspend`'s return value).
+            in("rsi") 0usize,
             lateout("r12") _, lateout("r13") _, lateout("r14") _, lateout("r15") _,
             clobber_abi("sysv64"),
         );
@@ -159,7 +161,8 @@ pub unsafe fn resume(ctx: *mut TaskContext) {
 }
 
 /// From inside a task: switches back to the loop that resumed it. Returns when the task is
-/// resumed again (possibly by another thread).
+/// resumed again (possibly by another thread), with the two words the resumer passed: `(0, _)`
+/// from [`resume`], `(a, b)` from another task's [`switch_task`]`(.., a, b)`.
 ///
 /// # Safety
 /// 1. Called on the task's own stack, with `ctx` the context it was resumed through (the same
@@ -170,7 +173,8 @@ pub unsafe fn resume(ctx: *mut TaskContext) {
 ///    resumed on another thread (read thread-locals through a function the optimizer cannot
 ///    merge across the switch).
 #[inline(always)]
-pub unsafe fn suspend(ctx: *mut TaskContext) {
+pub unsafe fn suspend(ctx: *mut TaskContext) -> (usize, usize) {
+    let (a, b): (usize, usize);
     // SAFETY: precondition 1: `ctx` is the task's context; its `parent_sp` holds the resumer's
     // stack pointer, pointing at the resumer's saved rbp with the return address of its `call`
     // above it (module docs). We leave our resume address (label 2) on our stack and store that
@@ -193,18 +197,22 @@ pub unsafe fn suspend(ctx: *mut TaskContext) {
             "pop rbx",
             "pop rbp",
             in("rdx") ctx,
+            lateout("rsi") a,
+            lateout("r8") b,
             lateout("r12") _, lateout("r13") _, lateout("r14") _, lateout("r15") _,
             clobber_abi("sysv64"),
         );
     }
+    (a, b)
 }
 
 /// From inside a task: suspends it and resumes another suspended task `to` in its place, on
 /// behalf of the same resumer (one switch instead of back to the resumer and out again). When
 /// `to` later suspends (or exits, or is abandoned) it returns to the resumer's [`resume`] call,
 /// as the calling task would have: the resumer must track which task it is running by other
-/// means. Returns when the calling task is resumed again, by any resumer or by another task's
-/// `switch_task`.
+/// means. `to`'s suspension returns `(a, b)` (`a` non-zero tells it a task handed over: the
+/// caller's hand-off data, e.g. what to queue now that the caller's context is saved). Returns
+/// as [`suspend`] does, when the calling task is resumed again.
 ///
 /// Return-stack predictor: the resumer's `call` is still matched by one `ret`, the suspend of
 /// whichever task ends the chain; the hop into `to` is an indirect `jmp` (branch target buffer).
@@ -218,7 +226,13 @@ pub unsafe fn suspend(ctx: *mut TaskContext) {
 /// 3. Nothing the resumer's frame lends the calling task is used by `to` unsoundly (as
 ///    [`resume`] 4).
 #[inline(always)]
-pub unsafe fn switch_task(from: *mut TaskContext, to: *mut TaskContext) {
+pub unsafe fn switch_task(
+    from: *mut TaskContext,
+    to: *mut TaskContext,
+    a: usize,
+    b: usize,
+) -> (usize, usize) {
+    let (ra, rb): (usize, usize);
     // SAFETY: preconditions 1 and 2: `from.parent_sp` points at the resumer's saved rbp (as
     // in `suspend`); we save our resume point as `suspend` does, restore the resumer's rbp and
     // stack pointer, and enter `to`'s resume address exactly as `resume` would (rdi = link,
@@ -230,8 +244,8 @@ pub unsafe fn switch_task(from: *mut TaskContext, to: *mut TaskContext) {
             "push rbx",
             "lea rax, [rip + 2f]",
             "push rax",
-            "mov [rsi], rsp",
-            "mov rsp, [rsi + 8]",
+            "mov [r9], rsp",
+            "mov rsp, [r9 + 8]",
             "pop rbp",
             "lea rdi, [rcx + 8]",
             "mov rdx, [rcx]",
@@ -242,12 +256,15 @@ pub unsafe fn switch_task(from: *mut TaskContext, to: *mut TaskContext) {
             "lea rsp, [rdx + 8]",
             "pop rbx",
             "pop rbp",
-            in("rsi") from,
+            in("r9") from,
             in("rcx") to,
+            inout("rsi") a => ra,
+            inout("r8") b => rb,
             lateout("r12") _, lateout("r13") _, lateout("r14") _, lateout("r15") _,
             clobber_abi("sysv64"),
         );
     }
+    (ra, rb)
 }
 
 /// From inside a task: switches back to the resumer for the last time. The task's stack may be
@@ -272,7 +289,7 @@ pub unsafe fn exit(ctx: *mut TaskContext) -> ! {
     }
 }
 
-/// Where a fresh task starts: `rdi` = the link (`&parent_sp`), `rdx` = the task's stack pointer
+/// Where a fresh task starts (never through [`switch_task`]: `rsi` is ignored): `rdi` = the link (`&parent_sp`), `rdx` = the task's stack pointer
 /// (pointing at this trampoline's address, then `entry`, then `arg`), `rsp` = the resumer's stack
 /// with the return address of its call on top.
 #[unsafe(naked)]

@@ -30,10 +30,11 @@
 //!   replaces it with B before the switch, so the overflow handler, `current_task` and the
 //!   worker, when B finally suspends to it, all see B.
 //! - A may not be queued before its context is saved (a thief would resume a stale context),
-//!   so A leaves its own handle in `Worker::handoff`, and whoever lands next on this worker
-//!   (B, right after its switch returns: `land`) queues A with `Scheduler::yield_push`. Every
-//!   suspension point of a task calls `land`, so a task suspended through the worker can be
-//!   resumed by a hand-off and the other way round.
+//!   so A passes its own handle and its worker through the switch (in registers, see
+//!   `arch::switch_task`), and B, right after its switch returns (`land`), queues A with
+//!   `Scheduler::yield_push`: no thread-local look-up on the way. Every suspension point of a
+//!   task calls `land`, so a task suspended through the worker can be resumed by a hand-off and
+//!   the other way round.
 //! - Only started tasks are switched into; a fresh B is left in `Worker::pending_next` and A
 //!   suspends to the worker, which queues A and starts B.
 //! - The worker's duties between tasks (timers, the stats sampler) wait at most
@@ -94,10 +95,6 @@ pub(crate) struct Worker {
     /// thread. A header pointer rather than a `TaskRef`'s address: one load less on every
     /// yield's way to the switch.
     pub(crate) running: Cell<*const Header>,
-    /// A task that handed the CPU to another and still has to be queued (owning one count, or
-    /// null): set by the yielder just before `switch_task`, taken by the next task to land on
-    /// this worker (`land`). This thread only.
-    handoff: Cell<*const Header>,
     /// A fresh task a yielder picked but could not switch into (owning one count, or null):
     /// the loop starts it after queueing the yielder. This thread only.
     pending_next: Cell<*const Header>,
@@ -161,24 +158,27 @@ pub(crate) fn current_task() -> Option<TaskRef> {
 pub(crate) fn suspend_running(hdr: &Header) {
     // SAFETY: we run on the task's stack and `hdr.ctx` is the context its worker resumed it
     // through (the worker set it up); the header is heap memory that outlives the switch.
-    unsafe { suspend(hdr.ctx.get()) };
-    land();
+    let (prev, worker) = unsafe { suspend(hdr.ctx.get()) };
+    land(prev, worker);
 }
 
-/// Run by a task right after each of its switches returns (it was resumed): queues the task
-/// that handed the CPU over to it, if that is how it got here (see "Hand-offs").
+/// Run by a task right after each of its switches returns (it was resumed), with the words its
+/// resumer passed: `prev` non-zero when a task handed the CPU over to it (`try_handoff`), then
+/// the yielder's handle and `worker` the worker both run on; queues the yielder.
 #[inline(always)]
-fn land() {
-    let Some(w) = current_worker() else {
-        return;
-    };
-    let prev = w.handoff.replace(core::ptr::null());
-    if !prev.is_null() {
-        // SAFETY: `handoff` owns the count its yielder gave up with `into_raw`, taken once
-        // (the cell was cleared above). The yielder's context was saved before the switch
-        // that brought us here, on this thread, so a thief that takes it from the ring sees
-        // that store (the ring's push publishes it).
-        let prev = unsafe { TaskRef::from_raw(prev) };
+fn land(prev: usize, worker: usize) {
+    if prev != 0 {
+        // SAFETY: `try_handoff` passed its own handle (one count, from `into_raw`) and its
+        // worker, on this thread, whose box outlives every task it runs; each switch's words
+        // are received once. The yielder's context was saved before the switch that brought
+        // us here, on this thread, so a thief that takes it from the ring sees that store (the
+        // ring's push publishes it).
+        let (prev, w) = unsafe {
+            (
+                TaskRef::from_raw(prev as *const Header),
+                &*(worker as *const Worker),
+            )
+        };
         w.shared().sched.yield_push(w.cpu, prev);
     }
 }
@@ -213,15 +213,15 @@ fn try_handoff(w: &Worker, hdr: &Header) -> bool {
     nh.state.store(RUNNING, Ordering::Relaxed);
     hdr.state.store(YIELDED, Ordering::Relaxed);
     let me = w.running.replace(next.into_raw());
-    w.handoff.set(me);
     // SAFETY: we run on our own stack and `hdr.ctx` is the context our worker resumed us
     // through (its `parent_sp` is that worker's); `to` was saved by `next`'s last suspension
     // (initialized, and a task is queued only once suspended and not exited), and holding
-    // `next` makes us the only one resuming it. Our handle is in `handoff`, queued only after
-    // this switch saved our context. Headers are heap memory that outlive the switch; nothing
-    // of the worker's frame is lent to tasks.
-    unsafe { switch_task(hdr.ctx.get(), to) };
-    land();
+    // `next` makes us the only one resuming it. Our handle goes through the switch to `next`,
+    // which queues it once this switch has saved our context. Headers are heap memory that
+    // outlive the switch; nothing of the worker's frame is lent to tasks.
+    let (prev, worker) =
+        unsafe { switch_task(hdr.ctx.get(), to, me as usize, w as *const Worker as usize) };
+    land(prev, worker);
     true
 }
 
@@ -359,7 +359,6 @@ pub(crate) fn worker_main(
         cpu,
         shared: Arc::as_ptr(&shared),
         running: Cell::new(core::ptr::null()),
-        handoff: Cell::new(core::ptr::null()),
         pending_next: Cell::new(core::ptr::null()),
         handoffs_left: Cell::new(0),
         timers: RefCell::new(Timers::default()),
@@ -506,10 +505,6 @@ fn run_once(shared: &Shared, worker: &Worker, task: TaskRef) -> Option<TaskRef> 
     // The task that came back: the one resumed, or the last one it handed the CPU to.
     // SAFETY: `running` owns one count (set above or by a hand-off), taken back once.
     let task = unsafe { TaskRef::from_raw(worker.running.replace(core::ptr::null())) };
-    debug_assert!(
-        worker.handoff.get().is_null(),
-        "a hand-off nobody landed from"
-    );
     let hdr = task.hdr();
     match hdr.state.load(Ordering::Acquire) {
         YIELDED => return Some(task),
