@@ -120,7 +120,7 @@ struct Cpu<T> {
     counters: CpuCounters,
 }
 
-/// What [`Scheduler::yield_pick`] decided (used by the user-space runtime).
+/// What [`YieldLane::pick`] decided (used by the user-space runtime).
 #[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
 pub(crate) enum YieldPick<T> {
     /// The fast path does not apply; nothing was touched.
@@ -129,6 +129,55 @@ pub(crate) enum YieldPick<T> {
     Alone,
     /// Run this task next; the yielder goes to [`Scheduler::yield_push`].
     Next(T),
+}
+
+/// One CPU's yield fast path resolved once ([`Scheduler::yield_lane`]): the CPU's state and its
+/// node injector by address, so a yield reaches them with two independent loads instead of a
+/// chain through the scheduler's fields. Kept by that CPU's owner (a runtime worker).
+#[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
+pub(crate) struct YieldLane<T> {
+    /// `&cpus[cpu]` of the scheduler that made the lane.
+    me: *const Cpu<T>,
+    /// `&injectors[cpus[cpu].injector]` of the same scheduler.
+    injector: *const Injector<T>,
+    /// The scheduler's `yield_fast`.
+    fast: bool,
+}
+
+#[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
+impl<T> YieldLane<T> {
+    /// The fast path of [`Scheduler::yield_task`] split in two, for a runtime that switches
+    /// from the yielder straight into the next task (the yielder must not be queued, where a
+    /// thief could take it, before its context is saved): the decision without the yielder's
+    /// push. [`YieldPick::Next`] obliges the caller to hand the yielder to
+    /// [`Scheduler::yield_push`] next, with no other owner call on `cpu` in between;
+    /// [`YieldPick::Alone`] means only the yielder is runnable here (it carries on);
+    /// [`YieldPick::Slow`] means the fast path does not apply and nothing was touched (use
+    /// [`Scheduler::yield_task`]).
+    ///
+    /// # Safety
+    /// 1. The scheduler that made the lane is alive, and the caller is the owner of the lane's
+    ///    CPU (the same obligations as `yield_task` for that CPU).
+    #[inline(always)]
+    pub(crate) unsafe fn pick(&self) -> YieldPick<T> {
+        // SAFETY: precondition 1: the pointers are into the live scheduler's boxed slices,
+        // which never move or shrink.
+        let (me, injector) = unsafe { (&*self.me, &*self.injector) };
+        if !(self.fast
+            && me.inbox.is_empty()
+            && injector.is_empty()
+            && !me.next.owner_sees_occupied())
+        {
+            return YieldPick::Slow;
+        }
+        if me.streak.load(Ordering::Relaxed) != 0 {
+            me.streak.store(0, Ordering::Relaxed);
+        }
+        match me.batch.pop_or_claim(&me.ring) {
+            Some(t) => YieldPick::Next(t),
+            None => YieldPick::Alone,
+        }
+    }
 }
 
 /// A scheduler for `T` tasks on a topology, driven through a [`Platform`].
@@ -435,40 +484,23 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         self.yield_task_slow(cpu, task)
     }
 
-    /// The fast path of [`Scheduler::yield_task`] split in two, for a runtime that switches
-    /// from the yielder straight into the next task (the yielder must not be queued, where a
-    /// thief could take it, before its context is saved): the decision without the yielder's
-    /// push. [`YieldPick::Next`] obliges the caller to hand the yielder to
-    /// [`Scheduler::yield_push`] next, with no other owner call on `cpu` in between;
-    /// [`YieldPick::Alone`] means only the yielder is runnable here (it carries on);
-    /// [`YieldPick::Slow`] means the fast path does not apply and nothing was touched (use
-    /// `yield_task`).
-    #[inline(always)]
-    #[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
-    pub(crate) fn yield_pick(&self, cpu: usize) -> YieldPick<T> {
-        let me = &self.cpus[cpu];
-        if !(self.yield_fast
-            && me.inbox.is_empty()
-            && self.injectors[me.injector].is_empty()
-            && !me.next.owner_sees_occupied())
-        {
-            return YieldPick::Slow;
-        }
-        if me.streak.load(Ordering::Relaxed) != 0 {
-            me.streak.store(0, Ordering::Relaxed);
-        }
-        match me.batch.pop_or_claim(&me.ring) {
-            Some(t) => YieldPick::Next(t),
-            None => YieldPick::Alone,
-        }
-    }
-
     /// The second half of a [`YieldPick::Next`]: the yielder goes to the back of `cpu`'s ring,
     /// as `yield_task` would have put it.
     #[inline(always)]
     #[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
     pub(crate) fn yield_push(&self, cpu: usize, task: T) {
         self.push_quiet(cpu, task);
+    }
+
+    /// `cpu`'s [`YieldLane`] (for its owner, kept while the scheduler lives).
+    #[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
+    pub(crate) fn yield_lane(&self, cpu: usize) -> YieldLane<T> {
+        let me = &self.cpus[cpu];
+        YieldLane {
+            me,
+            injector: &self.injectors[me.injector],
+            fast: self.yield_fast,
+        }
     }
 
     /// `yield_task` when something waits in the inbox, injector or next slot, or the

@@ -289,9 +289,10 @@ pub unsafe fn exit(ctx: *mut TaskContext) -> ! {
     }
 }
 
-/// Where a fresh task starts (never through [`switch_task`]: `rsi` is ignored): `rdi` = the link (`&parent_sp`), `rdx` = the task's stack pointer
-/// (pointing at this trampoline's address, then `entry`, then `arg`), `rsp` = the resumer's stack
-/// with the return address of its call on top.
+/// Where a fresh task starts (only by [`resume`], never by [`switch_task`]; `rsi` is ignored):
+/// `rdi` = the link (`&parent_sp`), `rdx` = the task's stack pointer (pointing at this
+/// trampoline's address, then `entry`, then `arg`), `rsp` = the resumer's stack with the return
+/// address of its call on top.
 #[unsafe(naked)]
 unsafe extern "sysv64" fn task_trampoline() {
     naked_asm!(

@@ -22,10 +22,10 @@
 //! ```
 //!
 //! # Hand-offs: task to task on a yield
-//! A yield on the scheduler's fast path (`Scheduler::yield_pick`) does not go back to the
-//! worker: the yielding task A takes the next task B itself and switches straight into B's
-//! saved context (`arch::switch_task`), on behalf of the worker that resumed A. One stack switch
-//! instead of two, and none of the worker's spilled registers are reloaded. The rules:
+//! A yield on the scheduler's fast path (`YieldLane::pick` in scheduler.rs) does not go back to
+//! the worker: the yielding task A takes the next task B itself and switches straight into B's
+//! saved context (`arch::switch_task`), on behalf of the worker that resumed A. One stack
+//! switch instead of two, and none of the worker's spilled registers are reloaded. The rules:
 //! - `Worker::running` owns the running task's handle (one count), whoever started it; A
 //!   replaces it with B before the switch, so the overflow handler, `current_task` and the
 //!   worker, when B finally suspends to it, all see B.
@@ -62,7 +62,7 @@ use super::task::{
 use super::timer::Timers;
 use crate::arch::{TaskContext, exit, init_task, resume, suspend, switch_task};
 use crate::platform::Platform;
-use crate::scheduler::YieldPick;
+use crate::scheduler::{YieldLane, YieldPick};
 use crate::stack::TaskStack;
 
 /// Calls of `next_task` with a spin hint in between before a worker parks.
@@ -101,6 +101,9 @@ pub(crate) struct Worker {
     /// Hand-offs left before the loop's next round (see HANDOFFS_MAX); 0 when the stats
     /// sampler runs (every yield goes through the loop then). This thread only.
     handoffs_left: Cell<u32>,
+    /// This CPU's yield fast path in the scheduler, resolved at start (the worker's Arc keeps
+    /// the scheduler alive).
+    lane: YieldLane<TaskRef>,
     /// Sleeping tasks' deadlines; used by tasks running on this worker and by the loop (this
     /// thread only, never both at once).
     pub(crate) timers: RefCell<Timers>,
@@ -193,7 +196,9 @@ fn try_handoff(w: &Worker, hdr: &Header) -> bool {
     if left == 0 || timers_pending(w) {
         return false;
     }
-    let next = match w.shared().sched.yield_pick(w.cpu) {
+    // SAFETY: the worker's Arc keeps the scheduler that made the lane alive; we run on the
+    // worker that owns the lane's CPU.
+    let next = match unsafe { w.lane.pick() } {
         YieldPick::Slow => return false,
         YieldPick::Alone => {
             w.handoffs_left.set(left - 1);
@@ -361,6 +366,7 @@ pub(crate) fn worker_main(
         running: Cell::new(core::ptr::null()),
         pending_next: Cell::new(core::ptr::null()),
         handoffs_left: Cell::new(0),
+        lane: shared.sched.yield_lane(cpu),
         timers: RefCell::new(Timers::default()),
         stack_colour: Cell::new(0),
     });
