@@ -764,6 +764,77 @@ mod tests {
         assert_eq!(live, 0xDEAD_BEEF_u64 * 3, "the resumer's registers survive");
     }
 
+    struct Duo {
+        a: TaskContext,
+        b: TaskContext,
+        /// (task, first word its switch returned): 0 = resumed by `resume`.
+        log: std::vec::Vec<(char, usize)>,
+    }
+
+    extern "sysv64" fn duo_a(arg: usize) -> ! {
+        let d = arg as *mut Duo;
+        loop {
+            // SAFETY: `d` outlives the test's resumes; A runs on its own stack with its context
+            // `a`; B was suspended by `suspend` before A first runs and nobody else resumes it.
+            let (w, _) = unsafe { switch_task(&raw mut (*d).a, &raw mut (*d).b, 7, 9) };
+            // SAFETY: as above; only the running task touches the log.
+            unsafe { (*d).log.push(('A', w)) };
+        }
+    }
+
+    extern "sysv64" fn duo_b(arg: usize) -> ! {
+        let d = arg as *mut Duo;
+        loop {
+            // SAFETY: as in `duo_a`, with B's context.
+            let (w, w2) = unsafe { suspend(&raw mut (*d).b) };
+            if w != 0 {
+                assert_eq!(w2, 9, "both hand-off words arrive");
+            }
+            // SAFETY: as in `duo_a`.
+            unsafe { (*d).log.push(('B', w)) };
+        }
+    }
+
+    #[test]
+    fn switch_task_hands_the_resumer_over_and_either_suspension_resumes_either_way() {
+        let (sa, sb) = (
+            MmapStack::new(64 * 1024).unwrap(),
+            MmapStack::new(64 * 1024).unwrap(),
+        );
+        let mut d = std::boxed::Box::new(Duo {
+            a: TaskContext::new(),
+            b: TaskContext::new(),
+            log: std::vec::Vec::new(),
+        });
+        let arg = &raw mut *d as usize;
+        // SAFETY: both stacks outlive the test's resumes; the tasks never exit.
+        unsafe {
+            d.a = init_task(sa.top(), duo_a, arg);
+            d.b = init_task(sb.top(), duo_b, arg);
+        }
+        let live = 0x5EED_u64.wrapping_mul(std::hint::black_box(11));
+        // SAFETY: B is fresh on its live stack; it suspends at once (a saved context for A's
+        // switch_task); only this thread resumes either task.
+        unsafe { resume(&raw mut d.b) };
+        for _ in 0..100 {
+            // SAFETY: A is fresh or suspended by its switch_task; it hands this resume over to
+            // B, whose suspend comes back here.
+            unsafe { resume(&raw mut d.a) };
+            // SAFETY: B was suspended by its own `suspend` (after the hand-off).
+            unsafe { resume(&raw mut d.b) };
+        }
+        let mut expect = std::vec::Vec::new();
+        for i in 0..100 {
+            if i > 0 {
+                expect.push(('A', 0));
+            }
+            expect.push(('B', 7));
+            expect.push(('B', 0));
+        }
+        assert_eq!(d.log, expect);
+        assert_eq!(live, 0x5EED_u64 * 11, "the resumer's registers survive");
+    }
+
     // --- symmetric and preemptive switches ---
 
     struct Pair {
