@@ -142,6 +142,8 @@ pub(crate) struct YieldLane<T> {
     injector: *const Injector<T>,
     /// The scheduler's `yield_fast`.
     fast: bool,
+    /// The CPU.
+    cpu: usize,
 }
 
 #[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
@@ -176,6 +178,25 @@ impl<T> YieldLane<T> {
         match me.batch.pop_or_claim(&me.ring) {
             Some(t) => YieldPick::Next(t),
             None => YieldPick::Alone,
+        }
+    }
+
+    /// [`Scheduler::yield_push`] through the lane: the yielder goes to the back of the CPU's
+    /// ring; only a full ring takes the scheduler's general path.
+    ///
+    /// # Safety
+    /// 1. As [`YieldLane::pick`] 1, and `sched` is the scheduler that made the lane.
+    #[inline(always)]
+    pub(crate) unsafe fn push<P: Platform, O: Observer>(&self, sched: &Scheduler<T, P, O>, task: T)
+    where
+        T: Task,
+    {
+        // SAFETY: precondition 1, as in `pick`.
+        let me = unsafe { &*self.me };
+        // No stats marking: a lane hands out `YieldPick::Next` only on the fast path, which
+        // the scheduler takes only with stats off.
+        if let Err(t) = me.ring.push(task) {
+            sched.push_quiet(self.cpu, t);
         }
     }
 }
@@ -500,6 +521,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             me,
             injector: &self.injectors[me.injector],
             fast: self.yield_fast,
+            cpu,
         }
     }
 

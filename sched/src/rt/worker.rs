@@ -182,7 +182,9 @@ fn land(prev: usize, worker: usize) {
                 &*(worker as *const Worker),
             )
         };
-        w.shared().sched.yield_push(w.cpu, prev);
+        // SAFETY: the worker's Arc keeps the lane's scheduler alive; we run on its CPU's
+        // worker, right after the pick whose `Next` we are (no owner call in between).
+        unsafe { w.lane.push(&w.shared().sched, prev) };
     }
 }
 
