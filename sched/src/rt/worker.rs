@@ -32,7 +32,7 @@
 //! - A may not be queued before its context is saved (a thief would resume a stale context),
 //!   so A passes its own handle and its worker through the switch (in registers, see
 //!   `arch::switch_task`), and B, right after its switch returns (`land`), queues A with
-//!   `Scheduler::yield_push`: no thread-local look-up on the way. Every suspension point of a
+//!   `YieldLane::push`: no thread-local look-up on the way. Every suspension point of a
 //!   task calls `land`, so a task suspended through the worker can be resumed by a hand-off and
 //!   the other way round.
 //! - Only started tasks are switched into; a fresh B is left in `Worker::pending_next` and A
