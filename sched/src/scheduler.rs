@@ -162,6 +162,101 @@ struct Cpu<T> {
     counters: CpuCounters,
 }
 
+/// What [`YieldLane::pick`] decided (used by the user-space runtime).
+#[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
+pub(crate) enum YieldPick<T> {
+    /// The fast path does not apply; nothing was touched.
+    Slow,
+    /// Nothing else is runnable on this CPU: the yielder carries on.
+    Alone,
+    /// Run this task next; the yielder goes to [`Scheduler::yield_push`].
+    Next(T),
+}
+
+/// One CPU's yield fast path resolved once ([`Scheduler::yield_lane`]): the CPU's state and its
+/// node injector by address, so a yield reaches them with two independent loads instead of a
+/// chain through the scheduler's fields. Kept by that CPU's owner (a runtime worker).
+#[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
+pub(crate) struct YieldLane<T> {
+    /// `&cpus[cpu]` of the scheduler that made the lane.
+    me: *const Cpu<T>,
+    /// `&injectors[cpus[cpu].injector]` of the same scheduler.
+    injector: *const Injector<T>,
+    /// The scheduler's `yield_fast`.
+    fast: bool,
+    /// The work-summary word holding this CPU's bit, and the bit: the landing push checks the
+    /// bit with one load (a chain through the scheduler's summary cost ~1 ns per yield).
+    work_word: *const AtomicU64,
+    work_bit: u64,
+    /// The CPU.
+    cpu: usize,
+}
+
+#[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
+impl<T> YieldLane<T> {
+    /// The fast path of [`Scheduler::yield_task`] split in two, for a runtime that switches
+    /// from the yielder straight into the next task (the yielder must not be queued, where a
+    /// thief could take it, before its context is saved): the decision without the yielder's
+    /// push. [`YieldPick::Next`] obliges the caller to hand the yielder to
+    /// [`Scheduler::yield_push`] next, with no other owner call on `cpu` in between;
+    /// [`YieldPick::Alone`] means only the yielder is runnable here (it carries on);
+    /// [`YieldPick::Slow`] means the fast path does not apply and nothing was touched (use
+    /// [`Scheduler::yield_task`]).
+    ///
+    /// # Safety
+    /// 1. The scheduler that made the lane is alive, and the caller is the owner of the lane's
+    ///    CPU (the same obligations as `yield_task` for that CPU).
+    #[inline(always)]
+    pub(crate) unsafe fn pick(&self) -> YieldPick<T> {
+        // SAFETY: precondition 1: the pointers are into the live scheduler's boxed slices,
+        // which never move or shrink.
+        let (me, injector) = unsafe { (&*self.me, &*self.injector) };
+        if !(self.fast
+            && me.inbox.is_empty()
+            && injector.is_empty()
+            && !me.next.owner_sees_occupied())
+        {
+            return YieldPick::Slow;
+        }
+        if me.streak.load(Ordering::Relaxed) != 0 {
+            me.streak.store(0, Ordering::Relaxed);
+        }
+        match me.batch.pop_or_claim(&me.ring) {
+            Some(t) => YieldPick::Next(t),
+            None => YieldPick::Alone,
+        }
+    }
+
+    /// [`Scheduler::yield_push`] through the lane: the yielder goes to the back of the CPU's
+    /// ring; only a full ring takes the scheduler's general path.
+    ///
+    /// # Safety
+    /// 1. As [`YieldLane::pick`] 1, and `sched` is the scheduler that made the lane.
+    #[inline(always)]
+    pub(crate) unsafe fn push<P: Platform, O: Observer>(&self, sched: &Scheduler<T, P, O>, task: T)
+    where
+        T: Task,
+    {
+        // SAFETY: precondition 1, as in `pick`.
+        let me = unsafe { &*self.me };
+        // No stats marking: a lane hands out `YieldPick::Next` only on the fast path, which
+        // the scheduler takes only with stats off.
+        match me.ring.push(task) {
+            // A push that wakes nobody: advertised without a fence, as `push_quiet` does (see
+            // `crate::summary`); a Relaxed load when the bit is already set.
+            Ok(()) => {
+                // SAFETY: precondition 1: the word is in the live scheduler's summary, a boxed
+                // slice that never moves or shrinks.
+                let word = unsafe { &*self.work_word };
+                if word.load(Ordering::Relaxed) & self.work_bit == 0 {
+                    sched.advertise_cold(self.cpu);
+                }
+            }
+            Err(t) => sched.push_quiet(self.cpu, t),
+        }
+    }
+}
+
 /// A scheduler for `T` tasks on a topology, driven through a [`Platform`].
 pub struct Scheduler<T, P, O = NoObserver> {
     topo: Topology,
@@ -488,6 +583,28 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             };
         }
         self.yield_task_slow(cpu, task)
+    }
+
+    /// The second half of a [`YieldPick::Next`]: the yielder goes to the back of `cpu`'s ring,
+    /// as `yield_task` would have put it.
+    #[inline(always)]
+    #[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
+    pub(crate) fn yield_push(&self, cpu: usize, task: T) {
+        self.push_quiet(cpu, task);
+    }
+
+    /// `cpu`'s [`YieldLane`] (for its owner, kept while the scheduler lives).
+    #[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
+    pub(crate) fn yield_lane(&self, cpu: usize) -> YieldLane<T> {
+        let me = &self.cpus[cpu];
+        YieldLane {
+            me,
+            injector: &self.injectors[me.injector],
+            fast: self.yield_fast,
+            work_word: self.work.word_of(cpu),
+            work_bit: 1 << (cpu % 64),
+            cpu,
+        }
     }
 
     /// `yield_task` when something waits in the inbox, injector or next slot, or the
@@ -1036,6 +1153,19 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     fn remote_aged(&self, victim: usize, now_ns: u64) -> bool {
         let since = self.cpus[victim].loaded_since_ns.load(Ordering::Relaxed);
         now_ns.saturating_sub(since) >= self.config.remote_grace_ns
+    }
+
+    /// Whether `cpu`'s work-summary bit is set (tests of the summary protocol).
+    #[cfg(test)]
+    pub(crate) fn summary_says_loaded(&self, cpu: usize) -> bool {
+        self.work.may_hold(cpu)
+    }
+
+    /// [`Scheduler::advertise`] out of line, for a caller that saw the bit clear.
+    #[cold]
+    #[inline(never)]
+    fn advertise_cold(&self, cpu: usize) {
+        self.advertise(cpu);
     }
 
     /// Sets `cpu`'s summary bit (see [`WorkSummary::advertise`]); for an aiming policy, stamps

@@ -107,6 +107,12 @@ impl WorkSummary {
         self.words.iter().any(|w| w.load(Ordering::Relaxed) != 0)
     }
 
+    /// The word holding `cpu`'s bit (bit `cpu % 64`), for an owner that checks its own bit
+    /// on a hot path with one load. Panics if `cpu` is out of range.
+    pub(crate) fn word_of(&self, cpu: usize) -> &AtomicU64 {
+        &self.words[cpu / 64]
+    }
+
     /// Sets `cpu`'s bit if it reads clear (a Relaxed load first: the word is written only on a
     /// transition), then fences, so the caller's following reads of the sleeper bitmaps and
     /// searcher counts are ordered after the set (the protocol is argued with SeqCst fences

@@ -601,6 +601,46 @@ fn yield_batch_returns_to_the_ring_when_the_owner_leaves_the_yield_path() {
     );
 }
 
+/// The runtime's task-to-task hand-off queues the yielder through its `YieldLane`, not
+/// `push_quiet`: that push must advertise the CPU in the work summary, or a thief that cleared
+/// the bit while the yield batch had emptied the ring would never aim at the yielder.
+#[test]
+fn yield_lane_push_advertises_the_yielder_to_thieves() {
+    let s = sched("pack:1 core:2 pu:1", "topology", Config::default());
+    s.platform().current.store(0, Ordering::Relaxed);
+    for id in 1..4 {
+        s.push_local(0, job(id));
+    }
+    let lane = s.yield_lane(0);
+    // SAFETY: `s` made the lane and outlives it; this thread acts as CPU 0's owner.
+    let running = match unsafe { lane.pick() } {
+        crate::scheduler::YieldPick::Next(t) => t,
+        _ => panic!("three tasks queued: the fast path hands one over"),
+    };
+    assert_eq!(running.id, 1);
+    // The batch took the whole ring: a thief finds CPU 0 empty and clears its bit.
+    s.platform().current.store(1, Ordering::Relaxed);
+    assert_eq!(s.next_task(1), None, "the batch is hidden");
+    assert!(
+        !s.summary_says_loaded(0),
+        "the thief's empty probe cleared CPU 0's bit (the attack's setup)"
+    );
+    // The landing task queues the yielder through the lane.
+    s.platform().current.store(0, Ordering::Relaxed);
+    // SAFETY: as above; no other owner call on CPU 0 since `pick`.
+    unsafe { lane.push(&s, job(0)) };
+    assert!(
+        s.summary_says_loaded(0),
+        "the lane's push re-advertised CPU 0"
+    );
+    s.platform().current.store(1, Ordering::Relaxed);
+    assert_eq!(
+        s.next_task(1).map(|j| j.id),
+        Some(0),
+        "a thief aims at the yielder"
+    );
+}
+
 /// A CPU never sleeps holding hidden tasks: `prepare_park` flushes the batch and refuses to
 /// sleep while its tasks wait.
 #[test]

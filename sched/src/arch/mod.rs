@@ -8,7 +8,7 @@ mod x86_64;
 pub use x86_64::{
     Context, INIT_TASK_BYTES, STACK_ALIGN_BYTES, SwitchKind, TaskContext, abandon_point, exit,
     init_stack, init_task, resume, suspend, switch, switch_preempt, switch_preempt_xsave,
-    xsave_area_bytes,
+    switch_task, xsave_area_bytes,
 };
 
 #[cfg(not(target_arch = "x86_64"))]

@@ -15,8 +15,8 @@
 //!   code there (the second half of the task's last `suspend`, or the start trampoline) pushes the
 //!   resumer's `rbp`, stores the resumer's stack pointer in [`TaskContext`]'s `parent_sp`, moves
 //!   to the task's stack and pops the task's `rbx` and `rbp`.
-//! - `suspend` pushes `rbp`, `rbx` and the address of its own second half, hands that stack
-//!   pointer to the resumer (in `rsi`), loads `parent_sp`, pops the resumer's `rbp` and *returns*:
+//! - `suspend` pushes `rbp`, `rbx` and the address of its own second half, stores that stack
+//!   pointer in the context's `sp`, loads `parent_sp`, pops the resumer's `rbp` and *returns*:
 //!   to the instruction after `resume`'s call, which is exactly what the return-stack buffer
 //!   predicts. The call into the task is an indirect call, predicted by the branch target buffer.
 //! - Both are inline assembly that declares every other register clobbered, so the compiler
@@ -26,6 +26,11 @@
 //!
 //! A task may be resumed by a different scheduler loop (another thread) each time: `parent_sp`
 //! is rewritten on every resume, and `suspend` returns to whoever resumed last.
+//!
+//! [`switch_task`] lets a running task hand its resumer to another suspended task directly
+//! (suspend one, resume the other, one stack switch): the second task lands at the same point
+//! as after a `resume` and records the same `parent_sp`, so either kind of suspension can be
+//! resumed either way, and the resumer's `call` is still matched by exactly one `ret`.
 //!
 //! **MXCSR and the x87 control word are not saved** by any cooperative switch. The ABI makes
 //! their control bits callee-saved, but tasks in one program share one floating-point
@@ -90,8 +95,8 @@ pub const INIT_TASK_BYTES: usize = 64;
 
 /// A task that is resumed by a scheduler loop and suspends back to it ([`resume`], [`suspend`]).
 ///
-/// Both fields are written by the switch code only: `sp` by [`resume`] when the task suspends
-/// (on the thread that resumed it), `parent_sp` by the task's side when it is resumed. Whoever
+/// Both fields are written by the switch code only: `sp` by the task's side when it suspends
+/// ([`suspend`], [`switch_task`]), `parent_sp` by the task's side when it is resumed. Whoever
 /// owns the task (the runtime: the worker running or resuming it) owns the context.
 #[repr(C)]
 #[derive(Debug, Default)]
@@ -134,12 +139,12 @@ pub unsafe fn resume(ctx: *mut TaskContext) {
     let sp = unsafe { (*ctx).sp };
     // SAFETY: precondition 1: the field pointer stays valid while the task runs.
     let link = unsafe { &raw mut (*ctx).parent_sp };
-    let new_sp: usize;
     // SAFETY: preconditions 2 and 3: `sp` points at a resume address on the task's live stack
-    // (pushed by `suspend` or laid out by `init_task`), and the code there follows the protocol
-    // of the module docs: it saves our rbp and stack pointer, and later returns to the
-    // instruction after the call with every register but rbx, rbp and rsp clobbered (declared
-    // below). No `nostack`: we push on our own stack, so the compiler keeps the red zone free.
+    // (pushed by `suspend`/`switch_task` or laid out by `init_task`), and the code there follows
+    // the protocol of the module docs: it saves our rbp and stack pointer, and later returns to
+    // the instruction after the call with every register but rbx, rbp and rsp clobbered
+    // (declared below). The task side stores its own stack pointer in its context when it
+    // suspends. No `nostack`: we push on our own stack, so the compiler keeps the red zone free.
     unsafe {
         asm!(
             "push rbx",
@@ -147,19 +152,17 @@ pub unsafe fn resume(ctx: *mut TaskContext) {
             "pop rbx",
             in("rdx") sp,
             in("rdi") link,
-            lateout("rsi") new_sp,
+            // No hand-off words for the task (see `suspend`'s return value).
+            in("rsi") 0usize,
             lateout("r12") _, lateout("r13") _, lateout("r14") _, lateout("r15") _,
             clobber_abi("sysv64"),
         );
     }
-    if new_sp != 0 {
-        // SAFETY: precondition 1.
-        unsafe { (*ctx).sp = new_sp };
-    }
 }
 
 /// From inside a task: switches back to the loop that resumed it. Returns when the task is
-/// resumed again (possibly by another thread).
+/// resumed again (possibly by another thread), with the two words the resumer passed: `(0, _)`
+/// from [`resume`], `(a, b)` from another task's [`switch_task`]`(.., a, b)`.
 ///
 /// # Safety
 /// 1. Called on the task's own stack, with `ctx` the context it was resumed through (the same
@@ -170,22 +173,21 @@ pub unsafe fn resume(ctx: *mut TaskContext) {
 ///    resumed on another thread (read thread-locals through a function the optimizer cannot
 ///    merge across the switch).
 #[inline(always)]
-pub unsafe fn suspend(ctx: *mut TaskContext) {
-    // SAFETY: precondition 1 makes the pointer valid; the field holds the resumer's stack
-    // pointer written when this task was resumed.
-    let link = unsafe { &raw const (*ctx).parent_sp };
-    // SAFETY: precondition 1: `parent_sp` points at the resumer's saved rbp with the return
-    // address of its `call` above it (module docs). We leave our resume address (label 2) on our
-    // stack and its pointer in rsi for `resume` to store; at label 2 the resumer passes the link
-    // in rdi and our stack pointer in rdx. Every register not restored is declared clobbered.
+pub unsafe fn suspend(ctx: *mut TaskContext) -> (usize, usize) {
+    let (a, b): (usize, usize);
+    // SAFETY: precondition 1: `ctx` is the task's context; its `parent_sp` holds the resumer's
+    // stack pointer, pointing at the resumer's saved rbp with the return address of its `call`
+    // above it (module docs). We leave our resume address (label 2) on our stack and store that
+    // stack pointer in `ctx.sp`; at label 2 the resumer passes the link in rdi and our stack
+    // pointer in rdx. Every register not restored is declared clobbered.
     unsafe {
         asm!(
             "push rbp",
             "push rbx",
             "lea rax, [rip + 2f]",
             "push rax",
-            "mov rsi, rsp",
-            "mov rsp, [rdx]",
+            "mov [rdx], rsp",
+            "mov rsp, [rdx + 8]",
             "pop rbp",
             "ret",
             "2:",
@@ -194,11 +196,75 @@ pub unsafe fn suspend(ctx: *mut TaskContext) {
             "lea rsp, [rdx + 8]",
             "pop rbx",
             "pop rbp",
-            in("rdx") link,
+            in("rdx") ctx,
+            lateout("rsi") a,
+            lateout("r8") b,
             lateout("r12") _, lateout("r13") _, lateout("r14") _, lateout("r15") _,
             clobber_abi("sysv64"),
         );
     }
+    (a, b)
+}
+
+/// From inside a task: suspends it and resumes another suspended task `to` in its place, on
+/// behalf of the same resumer (one switch instead of back to the resumer and out again). When
+/// `to` later suspends (or exits, or is abandoned) it returns to the resumer's [`resume`] call,
+/// as the calling task would have: the resumer must track which task it is running by other
+/// means. `to`'s suspension returns `(a, b)` (`a` non-zero tells it a task handed over: the
+/// caller's hand-off data, e.g. what to queue now that the caller's context is saved). Returns
+/// as [`suspend`] does, when the calling task is resumed again.
+///
+/// Return-stack predictor: the resumer's `call` is still matched by one `ret`, the suspend of
+/// whichever task ends the chain; the hop into `to` is an indirect `jmp` (branch target buffer).
+///
+/// # Safety
+/// 1. As [`suspend`] 1-3 for the calling task, whose context is `from`.
+/// 2. `to` is valid for reads and writes and stays at the same address while its task runs;
+///    `*to` was filled by a [`suspend`] or `switch_task` of its task (not by [`init_task`]:
+///    a fresh task is started by [`resume`]), on a stack that is still alive; the task has not
+///    exited since, and no other thread resumes it while it runs.
+/// 3. Nothing the resumer's frame lends the calling task is used by `to` unsoundly (as
+///    [`resume`] 4).
+#[inline(always)]
+pub unsafe fn switch_task(
+    from: *mut TaskContext,
+    to: *mut TaskContext,
+    a: usize,
+    b: usize,
+) -> (usize, usize) {
+    let (ra, rb): (usize, usize);
+    // SAFETY: preconditions 1 and 2: `from.parent_sp` points at the resumer's saved rbp (as
+    // in `suspend`); we save our resume point as `suspend` does, restore the resumer's rbp and
+    // stack pointer, and enter `to`'s resume address exactly as `resume` would (rdi = link,
+    // rdx = its stack pointer, the resumer's return address on top of the stack), so `to`
+    // records the same resumer and returns to it. Label 2 is `suspend`'s landing.
+    unsafe {
+        asm!(
+            "push rbp",
+            "push rbx",
+            "lea rax, [rip + 2f]",
+            "push rax",
+            "mov [r9], rsp",
+            "mov rsp, [r9 + 8]",
+            "pop rbp",
+            "lea rdi, [rcx + 8]",
+            "mov rdx, [rcx]",
+            "jmp [rdx]",
+            "2:",
+            "push rbp",
+            "mov [rdi], rsp",
+            "lea rsp, [rdx + 8]",
+            "pop rbx",
+            "pop rbp",
+            in("r9") from,
+            in("rcx") to,
+            inout("rsi") a => ra,
+            inout("r8") b => rb,
+            lateout("r12") _, lateout("r13") _, lateout("r14") _, lateout("r15") _,
+            clobber_abi("sysv64"),
+        );
+    }
+    (ra, rb)
 }
 
 /// From inside a task: switches back to the resumer for the last time. The task's stack may be
@@ -210,13 +276,12 @@ pub unsafe fn suspend(ctx: *mut TaskContext) {
 pub unsafe fn exit(ctx: *mut TaskContext) -> ! {
     // SAFETY: precondition 1, as in `suspend`.
     let link = unsafe { (*ctx).parent_sp };
-    // SAFETY: as in `suspend`, without leaving a resume point: rsi = 0 tells `resume` not to
-    // overwrite the context.
+    // SAFETY: as in `suspend`, without leaving a resume point (the context keeps its last
+    // stack pointer; the owner knows the task exited).
     unsafe {
         asm!(
             "mov rsp, {link}",
             "pop rbp",
-            "xor esi, esi",
             "ret",
             link = in(reg) link,
             options(noreturn),
@@ -224,9 +289,10 @@ pub unsafe fn exit(ctx: *mut TaskContext) -> ! {
     }
 }
 
-/// Where a fresh task starts: `rdi` = the link (`&parent_sp`), `rdx` = the task's stack pointer
-/// (pointing at this trampoline's address, then `entry`, then `arg`), `rsp` = the resumer's stack
-/// with the return address of its call on top.
+/// Where a fresh task starts (only by [`resume`], never by [`switch_task`]; `rsi` is ignored):
+/// `rdi` = the link (`&parent_sp`), `rdx` = the task's stack pointer (pointing at this
+/// trampoline's address, then `entry`, then `arg`), `rsp` = the resumer's stack with the return
+/// address of its call on top.
 #[unsafe(naked)]
 unsafe extern "sysv64" fn task_trampoline() {
     naked_asm!(
@@ -247,10 +313,10 @@ unsafe extern "sysv64" fn task_trampoline() {
 }
 
 /// The landing used by [`abandon_point`]: the resumer's stack is current; finish what
-/// [`suspend`] would have done, reporting "no stack pointer" (rsi = 0).
+/// [`exit`] would have done.
 #[unsafe(naked)]
 unsafe extern "sysv64" fn abandon_landing() {
-    naked_asm!("pop rbp", "xor esi, esi", "ret")
+    naked_asm!("pop rbp", "ret")
 }
 
 /// Prepares the stack ending at `top` so that the first [`resume`] of the returned context calls
@@ -696,6 +762,77 @@ mod tests {
         assert_eq!(s.seen, 1);
         assert_eq!(s.ctx.sp, before, "an abandoned task leaves no resume point");
         assert_eq!(live, 0xDEAD_BEEF_u64 * 3, "the resumer's registers survive");
+    }
+
+    struct Duo {
+        a: TaskContext,
+        b: TaskContext,
+        /// (task, first word its switch returned): 0 = resumed by `resume`.
+        log: std::vec::Vec<(char, usize)>,
+    }
+
+    extern "sysv64" fn duo_a(arg: usize) -> ! {
+        let d = arg as *mut Duo;
+        loop {
+            // SAFETY: `d` outlives the test's resumes; A runs on its own stack with its context
+            // `a`; B was suspended by `suspend` before A first runs and nobody else resumes it.
+            let (w, _) = unsafe { switch_task(&raw mut (*d).a, &raw mut (*d).b, 7, 9) };
+            // SAFETY: as above; only the running task touches the log.
+            unsafe { (*d).log.push(('A', w)) };
+        }
+    }
+
+    extern "sysv64" fn duo_b(arg: usize) -> ! {
+        let d = arg as *mut Duo;
+        loop {
+            // SAFETY: as in `duo_a`, with B's context.
+            let (w, w2) = unsafe { suspend(&raw mut (*d).b) };
+            if w != 0 {
+                assert_eq!(w2, 9, "both hand-off words arrive");
+            }
+            // SAFETY: as in `duo_a`.
+            unsafe { (*d).log.push(('B', w)) };
+        }
+    }
+
+    #[test]
+    fn switch_task_hands_the_resumer_over_and_either_suspension_resumes_either_way() {
+        let (sa, sb) = (
+            MmapStack::new(64 * 1024).unwrap(),
+            MmapStack::new(64 * 1024).unwrap(),
+        );
+        let mut d = std::boxed::Box::new(Duo {
+            a: TaskContext::new(),
+            b: TaskContext::new(),
+            log: std::vec::Vec::new(),
+        });
+        let arg = &raw mut *d as usize;
+        // SAFETY: both stacks outlive the test's resumes; the tasks never exit.
+        unsafe {
+            d.a = init_task(sa.top(), duo_a, arg);
+            d.b = init_task(sb.top(), duo_b, arg);
+        }
+        let live = 0x5EED_u64.wrapping_mul(std::hint::black_box(11));
+        // SAFETY: B is fresh on its live stack; it suspends at once (a saved context for A's
+        // switch_task); only this thread resumes either task.
+        unsafe { resume(&raw mut d.b) };
+        for _ in 0..100 {
+            // SAFETY: A is fresh or suspended by its switch_task; it hands this resume over to
+            // B, whose suspend comes back here.
+            unsafe { resume(&raw mut d.a) };
+            // SAFETY: B was suspended by its own `suspend` (after the hand-off).
+            unsafe { resume(&raw mut d.b) };
+        }
+        let mut expect = std::vec::Vec::new();
+        for i in 0..100 {
+            if i > 0 {
+                expect.push(('A', 0));
+            }
+            expect.push(('B', 7));
+            expect.push(('B', 0));
+        }
+        assert_eq!(d.log, expect);
+        assert_eq!(live, 0x5EED_u64 * 11, "the resumer's registers survive");
     }
 
     // --- symmetric and preemptive switches ---

@@ -219,6 +219,22 @@ impl TaskRef {
         TaskRef::clone(&borrowed)
     }
 
+    /// Gives up the handle without dropping its count: the header pointer now carries it.
+    pub(crate) fn into_raw(self) -> *const Header {
+        let p = self.0.as_ptr() as *const Header;
+        core::mem::forget(self);
+        p
+    }
+
+    /// Takes back a handle given up by [`TaskRef::into_raw`].
+    ///
+    /// # Safety
+    /// 1. `hdr` came from `into_raw` and its count is taken back at most once.
+    pub(crate) unsafe fn from_raw(hdr: *const Header) -> TaskRef {
+        // SAFETY: precondition 1: a pointer from `into_raw`, so non-null.
+        TaskRef(unsafe { core::ptr::NonNull::new_unchecked(hdr as *mut Header) })
+    }
+
     /// Whether both handles name the same task.
     pub(crate) fn same(&self, other: &TaskRef) -> bool {
         self.0 == other.0

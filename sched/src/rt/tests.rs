@@ -450,3 +450,107 @@ fn next_slot_child_of_a_busy_spawner_runs_elsewhere() {
 fn r2_ran(a: &AtomicUsize) -> usize {
     a.load(Ordering::Acquire)
 }
+
+/// Recursion with a 512-byte frame that the optimizer cannot flatten (overflows any stack).
+#[inline(never)]
+fn recurse_deep(n: u64) -> u64 {
+    let pad = [n; 64];
+    std::hint::black_box(&pad);
+    if n == 0 {
+        0
+    } else {
+        recurse_deep(n - 1).wrapping_add(std::hint::black_box(pad[3]))
+    }
+}
+
+/// Attacks the yield's task-to-task hand-off (worker.rs, "Hand-offs"): tasks that yield, block
+/// on a mutex held across a yield, sleep, panic and overflow their stacks, interleaved on one
+/// CPU (every yield a hand-off candidate) and then on every CPU (thieves resume tasks whose last
+/// switch was a hand-off). Every body starts exactly once; the ones that should finish finish
+/// once; after every yield the task still sees its own name (the worker's running task follows
+/// the hand-offs); a panic and an overflow are charged to the task that had them.
+#[test]
+fn handoffs_interleaved_with_blocks_panics_and_overflows_run_each_task_once() {
+    const TASKS: usize = 40;
+    const ROUNDS: usize = 50;
+    let host = Topology::host().unwrap();
+    let one = [host.pu(0).os_index as usize].into_iter().collect();
+    let all = host.pus().iter().map(|p| p.os_index as usize).collect();
+    for cpus in [one, all] {
+        let rt = Builder::new()
+            .cpus(cpus)
+            .stack_bytes(64 * 1024)
+            .on_stack_overflow(OverflowAction::AbandonTask)
+            .build()
+            .unwrap();
+        let starts: Arc<Vec<AtomicUsize>> =
+            Arc::new((0..TASKS).map(|_| AtomicUsize::new(0)).collect());
+        let ends: Arc<Vec<AtomicUsize>> =
+            Arc::new((0..TASKS).map(|_| AtomicUsize::new(0)).collect());
+        let total = Arc::new(Mutex::new(0usize));
+        let handles: Vec<_> = (0..TASKS)
+            .map(|i| {
+                let (starts, ends, total) = (starts.clone(), ends.clone(), total.clone());
+                let name = std::format!("t{i}");
+                rt.spawn_with(name.clone(), SpawnHint::default(), move || -> usize {
+                    starts[i].fetch_add(1, Ordering::Relaxed);
+                    let yield_checked = || {
+                        yield_now();
+                        assert_eq!(current_name(), name, "the running task after a yield");
+                    };
+                    match i % 5 {
+                        0 => (0..ROUNDS).for_each(|_| yield_checked()),
+                        1 => {
+                            for _ in 0..ROUNDS {
+                                let mut g = total.lock();
+                                *g += 1;
+                                // Held across the yield: the other lockers block meanwhile.
+                                yield_checked();
+                                drop(g);
+                            }
+                        }
+                        2 => {
+                            for _ in 0..ROUNDS / 10 {
+                                sleep(Duration::from_micros(100));
+                                yield_checked();
+                            }
+                        }
+                        3 => {
+                            (0..i).for_each(|_| yield_checked());
+                            panic!("planned panic in {}", current_name());
+                        }
+                        _ => {
+                            (0..i).for_each(|_| yield_checked());
+                            std::hint::black_box(recurse_deep(1 << 30));
+                        }
+                    }
+                    ends[i].fetch_add(1, Ordering::Relaxed);
+                    i
+                })
+                .unwrap()
+            })
+            .collect();
+        for (i, h) in handles.into_iter().enumerate() {
+            let name = std::format!("t{i}");
+            match (i % 5, h.join()) {
+                (0..=2, Ok(v)) => assert_eq!(v, i),
+                (3, Err(JoinError::Panicked { task, .. })) => assert_eq!(task, name),
+                (4, Err(JoinError::StackOverflow { task, .. })) => assert_eq!(task, name),
+                (kind, r) => panic!(
+                    "task {name} (kind {kind}) ended with {:?}",
+                    r.map_err(|e| e.to_string())
+                ),
+            }
+            assert_eq!(starts[i].load(Ordering::Relaxed), 1, "{name} started once");
+            let finished = usize::from(i % 5 <= 2);
+            assert_eq!(
+                ends[i].load(Ordering::Relaxed),
+                finished,
+                "{name} finished {finished} times"
+            );
+        }
+        let lockers = (0..TASKS).filter(|i| i % 5 == 1).count();
+        assert_eq!(*total.lock(), lockers * ROUNDS);
+        rt.shutdown();
+    }
+}
