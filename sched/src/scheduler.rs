@@ -1496,6 +1496,24 @@ mod loom_tests {
     struct Job(u32);
     impl Task for Job {}
 
+    /// A two-CPU scheduler with the topology policy on loom's parking platform.
+    fn two_cpus() -> Arc<Scheduler<Job, LoomPlatform>> {
+        let topo = Topology::from_synthetic("pack:1 core:2 pu:1").unwrap();
+        let platform = LoomPlatform {
+            threads: Mutex::new(alloc::vec![None, None]),
+        };
+        Arc::new(
+            Scheduler::with(
+                topo,
+                Box::new(TopologyPolicy::default()),
+                platform,
+                NoObserver,
+                Config::default(),
+            )
+            .unwrap(),
+        )
+    }
+
     /// An external thread spawns a task while CPU 1 is deciding to sleep: whatever the
     /// interleaving, CPU 1 runs the task (a lost wakeup would leave it parked forever, which loom
     /// reports as a deadlock). Preemption bound 2: enough to interleave the announce/re-check of
@@ -1505,20 +1523,7 @@ mod loom_tests {
         let mut model = loom::model::Builder::new();
         model.preemption_bound = Some(2);
         model.check(|| {
-            let topo = Topology::from_synthetic("pack:1 core:2 pu:1").unwrap();
-            let platform = LoomPlatform {
-                threads: Mutex::new(alloc::vec![None, None]),
-            };
-            let s: Arc<Scheduler<Job, LoomPlatform>> = Arc::new(
-                Scheduler::with(
-                    topo,
-                    Box::new(TopologyPolicy::default()),
-                    platform,
-                    NoObserver,
-                    Config::default(),
-                )
-                .unwrap(),
-            );
+            let s = two_cpus();
             let s1 = s.clone();
             let cpu1 = thread::spawn(move || {
                 loop {
@@ -1544,20 +1549,7 @@ mod loom_tests {
         let mut model = loom::model::Builder::new();
         model.preemption_bound = Some(2);
         model.check(|| {
-            let topo = Topology::from_synthetic("pack:1 core:2 pu:1").unwrap();
-            let platform = LoomPlatform {
-                threads: Mutex::new(alloc::vec![None, None]),
-            };
-            let s: Arc<Scheduler<Job, LoomPlatform>> = Arc::new(
-                Scheduler::with(
-                    topo,
-                    Box::new(TopologyPolicy::default()),
-                    platform,
-                    NoObserver,
-                    Config::default(),
-                )
-                .unwrap(),
-            );
+            let s = two_cpus();
             // A stale bit: CPU 0 is advertised but holds nothing yet.
             s.work.advertise(0);
             let s1 = s.clone();
