@@ -1156,7 +1156,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     }
 
     /// Whether `cpu`'s work-summary bit is set (tests of the summary protocol).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn summary_says_loaded(&self, cpu: usize) -> bool {
         self.work.may_hold(cpu)
     }
