@@ -346,6 +346,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             ));
         }
         let n = topo.num_cpus();
+        let work = WorkSummary::with_tiers(&topo);
         let cpus = (0..n)
             .map(|c| Cpu {
                 ring: Ring::new(config.ring_capacity),
@@ -390,7 +391,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             yield_fast: !policy.shared_queue() && !config.stats,
             steal_min: TierKind::ALL.map(|k| policy.steal_min_tasks(k)),
             steal_batch: TierKind::ALL.map(|k| policy.steal_batch_max(k)),
-            work: WorkSummary::new(n),
+            work,
             aims: policy.uses_work_summary(),
             skip_sleeping: policy.skips_sleeping_victims(),
             policy,
