@@ -1083,6 +1083,8 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         // Remote nodes (the first 64) this search found with idle CPUs: their other CPUs are
         // declined without looking again.
         let mut idle_nodes = 0u64;
+        // ... and those it found with none (their idle state is not read again).
+        let mut busy_nodes = 0u64;
         self.policy.for_each_loaded_victim(
             &self.topo,
             cpu,
@@ -1105,9 +1107,13 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
                     if idle_nodes & bit != 0 {
                         return false;
                     }
-                    let node_idle = self.remote_node_idle(victim);
+                    // A node seen busy stays busy for the rest of this search as far as it
+                    // can tell (a snapshot either way): not read again.
+                    let node_idle = busy_nodes & bit == 0 && self.remote_node_idle(victim);
                     if node_idle {
                         idle_nodes |= bit;
+                    } else {
+                        busy_nodes |= bit;
                     }
                     if node_idle || !self.remote_aged(victim, now) {
                         // Its node has CPUs asleep or searching (they take it, near its
@@ -1286,6 +1292,8 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         let mut walk = self.recheck_walk(cpu, now);
         // Remote nodes (the first 64) whose backlog was handed to a sleeper of theirs.
         let mut handed = 0u64;
+        // Remote nodes (the first 64) found with no sleeper to claim.
+        let mut no_sleeper = 0u64;
         let stranded = self.policy.steals() && !self.shared();
         let mut earliest: Option<u64> = None;
         let found = self.work.any_loaded(|c| {
@@ -1314,13 +1322,23 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             if handed & bit != 0 || self.idle.searching(n) > 0 {
                 return false;
             }
-            match self.idle.claim_any(n) {
+            // A node found with no sleeper to claim is not scanned again in this walk (a
+            // snapshot: a CPU of it that announces sleep later re-checks by itself).
+            let claimed = if no_sleeper & bit == 0 {
+                self.idle.claim_any(n)
+            } else {
+                None
+            };
+            match claimed {
                 Some(s) => {
                     handed |= bit;
                     self.platform.unpark(s);
                     false
                 }
-                None => self.remote_aged(c, now),
+                None => {
+                    no_sleeper |= bit;
+                    self.remote_aged(c, now)
+                }
             }
         });
         if found {
