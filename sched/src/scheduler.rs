@@ -99,6 +99,22 @@ pub struct SpawnHint {
     pub node: Option<usize>,
 }
 
+/// One walk of [`Scheduler::recheck_at`] over the loaded CPUs: what stays the same for every CPU
+/// it looks at (read once), and the node memo.
+struct RecheckWalk {
+    /// The CPU about to sleep, and its node.
+    cpu: usize,
+    node: usize,
+    /// The clock at the start of the walk.
+    now: u64,
+    /// The fewest tasks a remote ring must hold to be taken (at least 1).
+    remote_min: usize,
+    /// The next-slot and remote grace periods, backed off by the sleeper's `recheck_backoff`.
+    next_grace_ns: u64,
+    remote_grace_ns: u64,
+    memo: NodeMemo,
+}
+
 /// Per search or re-check: which remote nodes (the first 64) were seen with idle CPUs (asleep or
 /// searching) and which without, so each node's idle state is read once.
 #[derive(Default)]
@@ -346,6 +362,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             ));
         }
         let n = topo.num_cpus();
+        let work = WorkSummary::with_tiers(&topo);
         let cpus = (0..n)
             .map(|c| Cpu {
                 ring: Ring::new(config.ring_capacity),
@@ -390,7 +407,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             yield_fast: !policy.shared_queue() && !config.stats,
             steal_min: TierKind::ALL.map(|k| policy.steal_min_tasks(k)),
             steal_batch: TierKind::ALL.map(|k| policy.steal_batch_max(k)),
-            work: WorkSummary::new(n),
+            work,
             aims: policy.uses_work_summary(),
             skip_sleeping: policy.skips_sleeping_victims(),
             policy,
@@ -796,11 +813,10 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             let at = me.recheck_at_ns.load(Ordering::Relaxed);
             return (at != u64::MAX).then_some(at);
         }
-        let now = self.platform.now_ns();
-        let mut memo = NodeMemo::default();
+        let mut walk = self.recheck_walk(cpu, self.platform.now_ns());
         let mut earliest: Option<u64> = None;
         self.work.any_loaded(|c| {
-            if let Some(t) = self.recheck_at(cpu, c, now, &mut memo) {
+            if let Some(t) = self.recheck_at(&mut walk, c) {
                 earliest = Some(earliest.map_or(t, |e| e.min(t)));
             }
             false
@@ -808,37 +824,50 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         earliest
     }
 
-    /// For `cpu` about to sleep, when loaded CPU `c`'s work becomes stealable by it, if it is
+    /// The per-walk constants of [`Scheduler::recheck_at`] for `cpu` about to sleep at `now`.
+    fn recheck_walk(&self, cpu: usize, now: u64) -> RecheckWalk {
+        // A busy neighbour whose next slot is occupied whenever we look (a spawn loop) is
+        // making progress: back off, so an idle CPU does not wake every grace period for
+        // nothing. The bound keeps the longest strand short. Only `cpu` changes its backoff, so
+        // it is read once per walk.
+        let shift = self.cpus[cpu]
+            .recheck_backoff
+            .load(Ordering::Relaxed)
+            .min(RECHECK_BACKOFF_MAX);
+        RecheckWalk {
+            cpu,
+            node: self.idle.node_of(cpu),
+            now,
+            remote_min: self.steal_min[TierKind::Remote.index()].max(1),
+            next_grace_ns: self.config.next_slot_grace_ns << shift,
+            remote_grace_ns: self.config.remote_grace_ns << shift,
+            memo: NodeMemo::default(),
+        }
+    }
+
+    /// For `w.cpu` about to sleep, when loaded CPU `c`'s work becomes stealable by it, if it is
     /// waiting for that: a task in `c`'s next slot (after the grace period) or, for an aiming
     /// policy, a remote ring the search declined because its backlog was younger than
     /// `remote_grace_ns` on a node with no idle CPU. Backed off per `recheck_backoff`.
-    fn recheck_at(&self, cpu: usize, c: usize, now: u64, memo: &mut NodeMemo) -> Option<u64> {
-        if c == cpu {
+    #[inline]
+    fn recheck_at(&self, w: &mut RecheckWalk, c: usize) -> Option<u64> {
+        if c == w.cpu {
             return None;
         }
         let q = &self.cpus[c];
-        let remote_min = self.steal_min[TierKind::Remote.index()].max(1);
         let (since, grace) = q
             .next
-            .occupied_since_ns(now)
-            .map(|since| (since, self.config.next_slot_grace_ns))
+            .occupied_since_ns(w.now)
+            .map(|since| (since, w.next_grace_ns))
             .or_else(|| {
+                let node = self.idle.node_of(c);
                 (self.aims
-                    && self.idle.node_of(c) != self.idle.node_of(cpu)
-                    && q.ring.len() >= remote_min
-                    && !memo.idle(self, self.idle.node_of(c)))
-                .then(|| {
-                    (
-                        q.loaded_since_ns.load(Ordering::Relaxed),
-                        self.config.remote_grace_ns,
-                    )
-                })
+                    && node != w.node
+                    && q.ring.len() >= w.remote_min
+                    && !w.memo.idle(self, node))
+                .then(|| (q.loaded_since_ns.load(Ordering::Relaxed), w.remote_grace_ns))
             })?;
-        // A busy neighbour whose next slot is occupied whenever we look (a spawn loop) is
-        // making progress: back off, so an idle CPU does not wake every grace period for
-        // nothing. The bound keeps the longest strand short.
-        let backoff = self.cpus[cpu].recheck_backoff.load(Ordering::Relaxed);
-        Some(since.saturating_add(grace << backoff.min(RECHECK_BACKOFF_MAX)))
+        Some(since.saturating_add(grace))
     }
 
     fn wake_queued(&self, waker: Option<usize>, task: T) {
@@ -1054,6 +1083,8 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         // Remote nodes (the first 64) this search found with idle CPUs: their other CPUs are
         // declined without looking again.
         let mut idle_nodes = 0u64;
+        // ... and those it found with none (their idle state is not read again).
+        let mut busy_nodes = 0u64;
         self.policy.for_each_loaded_victim(
             &self.topo,
             cpu,
@@ -1076,9 +1107,13 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
                     if idle_nodes & bit != 0 {
                         return false;
                     }
-                    let node_idle = self.remote_node_idle(victim);
+                    // A node seen busy stays busy for the rest of this search as far as it
+                    // can tell (a snapshot either way): not read again.
+                    let node_idle = busy_nodes & bit == 0 && self.remote_node_idle(victim);
                     if node_idle {
                         idle_nodes |= bit;
+                    } else {
+                        busy_nodes |= bit;
                     }
                     if node_idle || !self.remote_aged(victim, now) {
                         // Its node has CPUs asleep or searching (they take it, near its
@@ -1254,14 +1289,16 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         let node = self.topo.node_of(cpu);
         let remote_min = self.steal_min[TierKind::Remote.index()].max(1);
         let now = self.platform.now_ns();
-        let mut memo = NodeMemo::default();
+        let mut walk = self.recheck_walk(cpu, now);
         // Remote nodes (the first 64) whose backlog was handed to a sleeper of theirs.
         let mut handed = 0u64;
+        // Remote nodes (the first 64) found with no sleeper to claim.
+        let mut no_sleeper = 0u64;
         let stranded = self.policy.steals() && !self.shared();
         let mut earliest: Option<u64> = None;
         let found = self.work.any_loaded(|c| {
             let q = &self.cpus[c];
-            if stranded && let Some(t) = self.recheck_at(cpu, c, now, &mut memo) {
+            if stranded && let Some(t) = self.recheck_at(&mut walk, c) {
                 earliest = Some(earliest.map_or(t, |e| e.min(t)));
             }
             let n = self.idle.node_of(c);
@@ -1285,13 +1322,23 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             if handed & bit != 0 || self.idle.searching(n) > 0 {
                 return false;
             }
-            match self.idle.claim_any(n) {
+            // A node found with no sleeper to claim is not scanned again in this walk (a
+            // snapshot: a CPU of it that announces sleep later re-checks by itself).
+            let claimed = if no_sleeper & bit == 0 {
+                self.idle.claim_any(n)
+            } else {
+                None
+            };
+            match claimed {
                 Some(s) => {
                     handed |= bit;
                     self.platform.unpark(s);
                     false
                 }
-                None => self.remote_aged(c, now),
+                None => {
+                    no_sleeper |= bit;
+                    self.remote_aged(c, now)
+                }
             }
         });
         if found {

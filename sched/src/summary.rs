@@ -37,6 +37,10 @@
 //!   before the summary existed (those pushes never woke anyone).
 
 use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use manycore_topology::Topology;
 
 use crate::sync::{AtomicU64, Ordering, fence};
 
@@ -46,7 +50,28 @@ pub struct WorkSummary {
     /// cleared by thieves (and `c` itself) that found it empty, with a re-probe.
     words: Box<[AtomicU64]>,
     cpus: usize,
+    /// Each CPU's steal tiers as bit masks (built once, read-only after), so a search finds the
+    /// loaded CPUs of a tier by AND-ing words instead of testing its CPUs one by one. Boxed:
+    /// one pointer in the summary, so the scheduler's hot fields keep their layout.
+    tiers: Box<TierMasks>,
 }
+
+/// Per (CPU, steal tier): the tier's CPUs as a mask of `words` bit words, when the tier's CPU
+/// list is sorted by id (a mask scan then visits them in the list's order). Tiers share masks
+/// as they share CPU lists in the topology. Read-only after construction.
+#[derive(Default)]
+struct TierMasks {
+    /// Per CPU: index in `mask_of` of its first tier.
+    first: Box<[u32]>,
+    /// Per (CPU, tier): offset of the tier's mask in `bits`, or `u32::MAX` (no mask: the list
+    /// is not sorted by id or names a CPU out of range).
+    mask_of: Box<[u32]>,
+    /// The masks, `words` words each.
+    bits: Box<[u64]>,
+}
+
+/// `mask_of` entry of a tier with no mask.
+const NO_MASK: u32 = u32::MAX;
 
 impl WorkSummary {
     /// A summary for `cpus` CPUs, all clear.
@@ -54,6 +79,76 @@ impl WorkSummary {
         WorkSummary {
             words: (0..cpus.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
             cpus,
+            tiers: Box::default(),
+        }
+    }
+
+    /// A summary for `topo`'s CPUs, all clear, with each CPU's steal tiers as masks (see
+    /// [`WorkSummary::tier_mask`]).
+    pub fn with_tiers(topo: &Topology) -> WorkSummary {
+        let cpus = topo.num_cpus();
+        let words = cpus.div_ceil(64);
+        let mut first = Vec::with_capacity(cpus);
+        let mut mask_of = Vec::new();
+        let mut bits: Vec<u64> = Vec::new();
+        // Tiers sharing one CPU list (same address and length) share its mask.
+        let mut seen: BTreeMap<(usize, usize), u32> = BTreeMap::new();
+        for cpu in 0..cpus {
+            first.push(mask_of.len() as u32);
+            for tier in topo.steal_order(cpu).iter() {
+                let list = tier.cpus;
+                let key = (list.as_ptr() as usize, list.len());
+                let off = *seen.entry(key).or_insert_with(|| {
+                    let sorted = list.windows(2).all(|w| w[0] < w[1]);
+                    if !sorted || list.iter().any(|&c| c as usize >= cpus) {
+                        return NO_MASK;
+                    }
+                    let off = bits.len();
+                    bits.resize(off + words, 0);
+                    for &c in list {
+                        bits[off + c as usize / 64] |= 1 << (c % 64);
+                    }
+                    off as u32
+                });
+                mask_of.push(off);
+            }
+        }
+        let mut s = WorkSummary::new(cpus);
+        s.tiers = Box::new(TierMasks {
+            first: first.into(),
+            mask_of: mask_of.into(),
+            bits: bits.into(),
+        });
+        s
+    }
+
+    /// Tier `tier` of `cpu`'s steal order (`Topology::steal_order`) as a mask of CPU bits, if
+    /// the summary was built [`WorkSummary::with_tiers`] and the tier's CPU list is sorted by id.
+    #[inline]
+    pub fn tier_mask(&self, cpu: usize, tier: usize) -> Option<&[u64]> {
+        let t = self.tiers.first.get(cpu).map(|&f| f as usize + tier)?;
+        let off = *self.tiers.mask_of.get(t)?;
+        if off == NO_MASK {
+            return None;
+        }
+        let off = off as usize;
+        self.tiers.bits.get(off..off + self.words.len())
+    }
+
+    /// The lowest CPU id `>= from` whose bit is set in both the summary and `mask` (a mask of
+    /// [`WorkSummary::tier_mask`]), if any (a snapshot, no wrap-around).
+    #[inline]
+    pub fn next_loaded_in(&self, from: usize, mask: &[u64]) -> Option<usize> {
+        let mut w = from / 64;
+        let mut bits =
+            self.words.get(w)?.load(Ordering::Relaxed) & mask.get(w)? & (!0u64 << (from % 64));
+        loop {
+            if bits != 0 {
+                let c = w * 64 + bits.trailing_zeros() as usize;
+                return (c < self.cpus).then_some(c);
+            }
+            w += 1;
+            bits = self.words.get(w)?.load(Ordering::Relaxed) & mask.get(w)?;
         }
     }
 
