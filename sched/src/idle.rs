@@ -149,6 +149,14 @@ impl Idle {
             .find(|&c| self.is_sleeping(c) && self.claim(c))
     }
 
+    /// Whether any CPU of `node` is announced asleep (a snapshot; stops at the first non-zero
+    /// word, for callers that need no count).
+    pub fn has_sleepers(&self, node: usize) -> bool {
+        self.sleepers[node]
+            .iter()
+            .any(|w| w.load(Ordering::Relaxed) != 0)
+    }
+
     /// Number of sleeping CPUs on `node` (a snapshot).
     pub fn sleepers(&self, node: usize) -> usize {
         self.sleepers[node]
@@ -189,10 +197,12 @@ mod tests {
         idle.announce_sleep(70);
         idle.announce_sleep(5);
         assert_eq!(idle.sleepers(0), 2);
+        assert!(idle.has_sleepers(0));
         assert_eq!(idle.claim_any(0), Some(5));
         assert!(!idle.claim(5), "already claimed");
         assert_eq!(idle.claim_among(&[69, 70, 71]), Some(70));
         assert_eq!(idle.claim_any(0), None);
+        assert!(!idle.has_sleepers(0), "every sleeper was claimed");
         idle.announce_sleep(9);
         assert!(idle.cancel_sleep(9));
         assert!(!idle.is_sleeping(9));

@@ -132,7 +132,7 @@ impl NodeMemo {
         if self.busy & bit != 0 {
             return false;
         }
-        let idle = s.idle.searching(node) > 0 || s.idle.sleepers(node) > 0;
+        let idle = s.idle.searching(node) > 0 || s.idle.has_sleepers(node);
         if idle {
             self.idle |= bit;
         } else {
@@ -1176,7 +1176,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     /// memory-bound work on `epyc-2s-nps4` from 3% to 19% remote memory).
     fn remote_node_idle(&self, victim: usize) -> bool {
         let node = self.idle.node_of(victim);
-        self.idle.searching(node) > 0 || self.idle.sleepers(node) > 0
+        self.idle.searching(node) > 0 || self.idle.has_sleepers(node)
     }
 
     /// Whether `victim` has been advertised loaded for at least `remote_grace_ns` (a snapshot):
@@ -1476,7 +1476,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             let s = since.load(Ordering::Relaxed);
             s != 0 && now_ns.saturating_sub(s) > threshold
         };
-        let someone_sleeps = (0..self.topo.num_nodes()).any(|n| self.idle.sleepers(n) > 0);
+        let someone_sleeps = (0..self.topo.num_nodes()).any(|n| self.idle.has_sleepers(n));
         let waiting = self.cpus.iter().any(|c| {
             old(&c.waiting_since_ns)
                 && !(c.ring.is_empty()
