@@ -1543,6 +1543,22 @@ mod loom_tests {
     struct Job(u32);
     impl Task for Job {}
 
+    /// CPU 1's owner on its own thread: picks a task, parks when it finds none, returns the
+    /// first task it gets. Registered with the platform so unparks reach it.
+    fn cpu1_runs_one_task(s: &Arc<Scheduler<Job, LoomPlatform>>) -> thread::JoinHandle<Job> {
+        let s1 = s.clone();
+        let cpu1 = thread::spawn(move || {
+            loop {
+                if let Some(job) = s1.next_task(1) {
+                    return job;
+                }
+                s1.park(1, None);
+            }
+        });
+        s.platform().threads.lock().unwrap()[1] = Some(cpu1.thread().clone());
+        cpu1
+    }
+
     /// A two-CPU scheduler with the topology policy on loom's parking platform.
     fn two_cpus() -> Arc<Scheduler<Job, LoomPlatform>> {
         let topo = Topology::from_synthetic("pack:1 core:2 pu:1").unwrap();
@@ -1571,16 +1587,7 @@ mod loom_tests {
         model.preemption_bound = Some(2);
         model.check(|| {
             let s = two_cpus();
-            let s1 = s.clone();
-            let cpu1 = thread::spawn(move || {
-                loop {
-                    if let Some(job) = s1.next_task(1) {
-                        return job;
-                    }
-                    s1.park(1, None);
-                }
-            });
-            s.platform().threads.lock().unwrap()[1] = Some(cpu1.thread().clone());
+            let cpu1 = cpu1_runs_one_task(&s);
             s.spawn(Job(7), SpawnHint::default());
             assert_eq!(cpu1.join().unwrap(), Job(7));
         });
@@ -1599,16 +1606,7 @@ mod loom_tests {
             let s = two_cpus();
             // A stale bit: CPU 0 is advertised but holds nothing yet.
             s.work.advertise(0);
-            let s1 = s.clone();
-            let cpu1 = thread::spawn(move || {
-                loop {
-                    if let Some(job) = s1.next_task(1) {
-                        return job;
-                    }
-                    s1.park(1, None);
-                }
-            });
-            s.platform().threads.lock().unwrap()[1] = Some(cpu1.thread().clone());
+            let cpu1 = cpu1_runs_one_task(&s);
             let s0 = s.clone();
             let owner0 = thread::spawn(move || s0.push_local(0, Job(9)));
             // The thief that found CPU 0 empty.
