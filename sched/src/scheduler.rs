@@ -178,8 +178,36 @@ struct Cpu<T> {
     counters: CpuCounters,
 }
 
-/// What [`YieldLane::pick`] decided (used by the user-space runtime).
-#[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
+impl<T> Cpu<T> {
+    /// The yield fast path's decision, shared by [`Scheduler::yield_task`] and
+    /// [`YieldLane::pick`] (owner only; `injector` is this CPU's node injector, `fast` the
+    /// scheduler's `yield_fast`). It applies when nothing waits in the inbox, node injector or
+    /// next slot: then `requeue` would only push the yielder at the ring's back and
+    /// `next_task` would take the ring's front. No tick is counted: the tick only paces
+    /// `next_task`'s look at the inbox and injector, which this path makes on every yield.
+    /// The next task is the batch's, or a fresh claim of up to `YIELD_BATCH_MAX` from the
+    /// ring's front (one compare-exchange for them all), made before the yielder goes to the
+    /// back so the yielder itself stays in the ring, stealable.
+    #[inline(always)]
+    fn yield_pick(&self, injector: &Injector<T>, fast: bool) -> YieldPick<T> {
+        if !(fast
+            && self.inbox.is_empty()
+            && injector.is_empty()
+            && !self.next.owner_sees_occupied())
+        {
+            return YieldPick::Slow;
+        }
+        if self.streak.load(Ordering::Relaxed) != 0 {
+            self.streak.store(0, Ordering::Relaxed);
+        }
+        match self.batch.pop_or_claim(&self.ring) {
+            Some(t) => YieldPick::Next(t),
+            None => YieldPick::Alone,
+        }
+    }
+}
+
+/// What the yield fast path decided ([`YieldLane::pick`], [`Scheduler::yield_task`]).
 pub(crate) enum YieldPick<T> {
     /// The fast path does not apply; nothing was touched.
     Slow,
@@ -227,20 +255,7 @@ impl<T> YieldLane<T> {
         // SAFETY: precondition 1: the pointers are into the live scheduler's boxed slices,
         // which never move or shrink.
         let (me, injector) = unsafe { (&*self.me, &*self.injector) };
-        if !(self.fast
-            && me.inbox.is_empty()
-            && injector.is_empty()
-            && !me.next.owner_sees_occupied())
-        {
-            return YieldPick::Slow;
-        }
-        if me.streak.load(Ordering::Relaxed) != 0 {
-            me.streak.store(0, Ordering::Relaxed);
-        }
-        match me.batch.pop_or_claim(&me.ring) {
-            Some(t) => YieldPick::Next(t),
-            None => YieldPick::Alone,
-        }
+        me.yield_pick(injector, self.fast)
     }
 
     /// [`Scheduler::yield_push`] through the lane: the yielder goes to the back of the CPU's
@@ -575,31 +590,15 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     #[inline(always)]
     pub fn yield_task(&self, cpu: usize, task: T) -> Option<T> {
         let me = &self.cpus[cpu];
-        // The fast path: nothing waits in this CPU's inbox, node injector or next slot, so
-        // `requeue` would only push `task` at the ring's back and `next_task` would take the
-        // ring's front. No tick is counted: the tick only paces `next_task`'s look at the inbox
-        // and injector, which this path makes on every yield.
-        if self.yield_fast
-            && me.inbox.is_empty()
-            && self.injectors[me.injector].is_empty()
-            && !me.next.owner_sees_occupied()
-        {
-            if me.streak.load(Ordering::Relaxed) != 0 {
-                me.streak.store(0, Ordering::Relaxed);
+        match me.yield_pick(&self.injectors[me.injector], self.yield_fast) {
+            YieldPick::Next(t) => {
+                self.push_quiet(cpu, task);
+                Some(t)
             }
-            // The batch's next task, or a fresh claim of up to YIELD_BATCH_MAX from the ring's
-            // front (one compare-exchange for them all), made before the yielder goes to the
-            // back so the yielder itself stays in the ring, stealable.
-            return match me.batch.pop_or_claim(&me.ring) {
-                Some(t) => {
-                    self.push_quiet(cpu, task);
-                    Some(t)
-                }
-                // Only the yielder is runnable here: it runs again.
-                None => Some(task),
-            };
+            // Only the yielder is runnable here: it runs again.
+            YieldPick::Alone => Some(task),
+            YieldPick::Slow => self.yield_task_slow(cpu, task),
         }
-        self.yield_task_slow(cpu, task)
     }
 
     /// The second half of a [`YieldPick::Next`]: the yielder goes to the back of `cpu`'s ring,
