@@ -214,9 +214,19 @@ impl Policy for TopologyPolicy {
             let Some(tier) = order.get(t) else { break };
             let cpus = tier.cpus;
             let n = cpus.len();
+            let mask = work.tier_mask(cpu, t);
+            let any = match mask {
+                Some(m) => work.any_in(m),
+                None => cpus.iter().any(|&c| work.may_hold(c as usize)),
+            };
+            if !any {
+                // Nothing loaded in this tier: no start is drawn (most tiers of a search on a
+                // big machine with a few busy CPUs), with or without a mask.
+                continue;
+            }
             let start = rng.below(n);
             let remote = tier.kind == TierKind::Remote;
-            if let Some(mask) = work.tier_mask(cpu, t) {
+            if let Some(mask) = mask {
                 // The tier's CPUs sorted by id as a mask: its loaded CPUs from `cpus[start]` up,
                 // then from the first up to `cpus[start]`, the order the loops below visit
                 // them in, found a word at a time. Each step reloads the summary word, as the
@@ -539,6 +549,8 @@ mod tests {
             "pack:2 numa:2 l3:2 core:4 pu:2",
             "pack:4 numa:4 l3:2 core:8 pu:2",
             "pack:1 numa:1 l3:1 core:8 pu:1",
+            // 1024 CPUs: masks whose words span part of the summary.
+            "pack:4 numa:4 l3:2 core:16 pu:2",
         ] {
             let t = Topology::from_synthetic(spec).unwrap();
             let n = t.num_cpus();

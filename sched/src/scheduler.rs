@@ -112,6 +112,9 @@ struct RecheckWalk {
     /// The next-slot and remote grace periods, backed off by the sleeper's `recheck_backoff`.
     next_grace_ns: u64,
     remote_grace_ns: u64,
+    /// The sleeper's remote horizon (`Cpu::remote_after_ns`): its searches take no remote
+    /// work before then, so no remote backlog counts as stealable for it before then either.
+    remote_after: u64,
     memo: NodeMemo,
 }
 
@@ -175,6 +178,13 @@ struct Cpu<T> {
     /// `stranded_recheck_ns` would compute, `u64::MAX` for none) for the park that follows.
     recheck_cached: AtomicBool,
     recheck_at_ns: AtomicU64,
+    /// Owner-only, aiming policies: the remote horizon. Until then this CPU's searches stop
+    /// at the first remote tier: its last search declined every loaded remote CPU it looked
+    /// at (their backlogs younger than `remote_grace_ns`, or their nodes with idle CPUs of
+    /// their own), and the earliest of those backlogs comes of age only then. Any other
+    /// remote backlog is that young or younger, or was not looked at (the per-tier probe
+    /// bound): it waits at most `remote_grace_ns` longer. 0: no horizon.
+    remote_after_ns: AtomicU64,
     counters: CpuCounters,
 }
 
@@ -398,6 +408,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
                 loaded_since_ns: AtomicU64::new(0),
                 recheck_cached: AtomicBool::new(false),
                 recheck_at_ns: AtomicU64::new(u64::MAX),
+                remote_after_ns: AtomicU64::new(0),
                 counters: CpuCounters::default(),
             })
             .collect();
@@ -840,6 +851,11 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             remote_min: self.steal_min[TierKind::Remote.index()].max(1),
             next_grace_ns: self.config.next_slot_grace_ns << shift,
             remote_grace_ns: self.config.remote_grace_ns << shift,
+            remote_after: if self.aims {
+                self.cpus[cpu].remote_after_ns.load(Ordering::Relaxed)
+            } else {
+                0
+            },
             memo: NodeMemo::default(),
         }
     }
@@ -854,19 +870,17 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             return None;
         }
         let q = &self.cpus[c];
-        let (since, grace) = q
-            .next
-            .occupied_since_ns(w.now)
-            .map(|since| (since, w.next_grace_ns))
-            .or_else(|| {
-                let node = self.idle.node_of(c);
-                (self.aims
-                    && node != w.node
-                    && q.ring.len() >= w.remote_min
-                    && !w.memo.idle(self, node))
-                .then(|| (q.loaded_since_ns.load(Ordering::Relaxed), w.remote_grace_ns))
-            })?;
-        Some(since.saturating_add(grace))
+        if let Some(since) = q.next.occupied_since_ns(w.now) {
+            return Some(since.saturating_add(w.next_grace_ns));
+        }
+        let node = self.idle.node_of(c);
+        (self.aims && node != w.node && q.ring.len() >= w.remote_min && !w.memo.idle(self, node))
+            .then(|| {
+                q.loaded_since_ns
+                    .load(Ordering::Relaxed)
+                    .saturating_add(w.remote_grace_ns)
+                    .max(w.remote_after)
+            })
     }
 
     fn wake_queued(&self, waker: Option<usize>, task: T) {
@@ -1084,6 +1098,15 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         let mut idle_nodes = 0u64;
         // ... and those it found with none (their idle state is not read again).
         let mut busy_nodes = 0u64;
+        // Aiming policies: the remote horizon (see `Cpu::remote_after_ns`): before it, the
+        // search ends at the first remote victim; otherwise the earliest moment a remote
+        // backlog this search declines comes of age.
+        let remote_after = if self.aims {
+            me.remote_after_ns.load(Ordering::Relaxed)
+        } else {
+            0
+        };
+        let mut horizon = u64::MAX;
         self.policy.for_each_loaded_victim(
             &self.topo,
             cpu,
@@ -1101,6 +1124,10 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
                 let v = &self.cpus[victim];
                 let k = tier.index();
                 if tier == TierKind::Remote && self.aims {
+                    if now < remote_after {
+                        // Remote tiers come last in the steal order: skip them all.
+                        return true;
+                    }
                     let node = self.idle.node_of(victim);
                     let bit = if node < 64 { 1u64 << node } else { 0 };
                     if idle_nodes & bit != 0 {
@@ -1114,10 +1141,16 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
                     } else {
                         busy_nodes |= bit;
                     }
-                    if node_idle || !self.remote_aged(victim, now) {
+                    let ripe_at = if node_idle {
+                        now.saturating_add(self.config.remote_grace_ns)
+                    } else {
+                        self.remote_ripe_at(victim)
+                    };
+                    if ripe_at > now {
                         // Its node has CPUs asleep or searching (they take it, near its
                         // memory), or its work is younger than `remote_grace_ns`. Looking costs
                         // what a failed probe does (a line of the victim's node).
+                        horizon = horizon.min(ripe_at);
                         bump(&me.counters.steal_probes_empty, 1);
                         self.observer.steal(cpu, victim, tier, 0);
                         return false;
@@ -1158,6 +1191,9 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
                 false
             },
         );
+        if found.is_none() && horizon != u64::MAX {
+            me.remote_after_ns.store(horizon, Ordering::Relaxed);
+        }
         if found.is_none() && self.policy.takes_remote_injectors() && !self.one_injector {
             let node = self.idle.node_of(cpu);
             for &other in self.nodes_by_distance[node].iter() {
@@ -1185,8 +1221,13 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     /// memory-bound work on `epyc-2s-nps4` from 3% to 19% remote memory); a backlog that lasts
     /// (a fork-join's ramp on a big machine) is taken.
     fn remote_aged(&self, victim: usize, now_ns: u64) -> bool {
+        self.remote_ripe_at(victim) <= now_ns
+    }
+
+    /// When `victim`'s backlog will have been advertised for `remote_grace_ns` (a snapshot).
+    fn remote_ripe_at(&self, victim: usize) -> u64 {
         let since = self.cpus[victim].loaded_since_ns.load(Ordering::Relaxed);
-        now_ns.saturating_sub(since) >= self.config.remote_grace_ns
+        since.saturating_add(self.config.remote_grace_ns)
     }
 
     /// Whether `cpu`'s work-summary bit is set (tests of the summary protocol).
@@ -1232,7 +1273,9 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     /// searcher (this one). So the bit is set again and then one sleeper of `cpu`'s node is
     /// woken, whatever the searcher count (found by the loom model `summary_no_lost_wakeup`:
     /// without the wake-up, that sleeper stayed asleep with the task queued).
-    fn retract_probe(&self, cpu: usize) {
+    ///
+    /// Returns whether it found such work (only then did it wake anyone).
+    fn retract_probe(&self, cpu: usize) -> bool {
         if !self.holds_work(cpu) {
             self.work.retract(cpu);
             if self.holds_work(cpu) {
@@ -1240,8 +1283,10 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
                 if let Some(c) = self.idle.claim_any(self.idle.node_of(cpu)) {
                     self.platform.unpark(c);
                 }
+                return true;
             }
         }
+        false
     }
 
     fn record_steal(&self, cpu: usize, victim: usize, tier: TierKind, n: usize) {
@@ -1297,6 +1342,20 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         let mut earliest: Option<u64> = None;
         let found = self.work.any_loaded(|c| {
             let q = &self.cpus[c];
+            // Lock-free reads first (the next slot's flag, not its lock; `retract_probe`
+            // confirms under the lock): most visited CPUs hold something.
+            if c != cpu
+                && q.ring.is_empty()
+                && q.inbox.is_empty()
+                && q.next.occupied_since_ns(now).is_none()
+                && self.retract_probe(c)
+            {
+                // A stale bit (its owner runs its last task, or thieves emptied it) is cleared,
+                // so the next re-checks skip it, as a thief that found it empty would. Work
+                // that arrived meanwhile was advertised again and a sleeper of its node woken
+                // (possibly this CPU): this CPU stays up and searches again.
+                return true;
+            }
             if stranded && let Some(t) = self.recheck_at(&mut walk, c) {
                 earliest = Some(earliest.map_or(t, |e| e.min(t)));
             }
@@ -1336,7 +1395,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
                 }
                 None => {
                     no_sleeper |= bit;
-                    self.remote_aged(c, now)
+                    now >= walk.remote_after && self.remote_aged(c, now)
                 }
             }
         });
@@ -1609,7 +1668,7 @@ mod loom_tests {
             let s0 = s.clone();
             let owner0 = thread::spawn(move || s0.push_local(0, Job(9)));
             // The thief that found CPU 0 empty.
-            s.retract_probe(0);
+            let _ = s.retract_probe(0);
             owner0.join().unwrap();
             assert_eq!(cpu1.join().unwrap(), Job(9));
         });

@@ -56,18 +56,29 @@ pub struct WorkSummary {
     tiers: Box<TierMasks>,
 }
 
-/// Per (CPU, steal tier): the tier's CPUs as a mask of `words` bit words, when the tier's CPU
-/// list is sorted by id (a mask scan then visits them in the list's order). Tiers share masks
-/// as they share CPU lists in the topology. Read-only after construction.
+/// Per (CPU, steal tier): the tier's CPUs as a sparse mask (the summary words holding any of
+/// them, each with the tier's bits in it), when the tier's CPU list is sorted by id (a mask scan
+/// then visits them in the list's order). A local tier's CPUs fit in a word or two of a
+/// 1024-CPU machine's sixteen, a remote tier's in its nodes' words, so a scan reads only those.
+/// Tiers share masks as they share CPU lists in the topology. Read-only after construction.
 #[derive(Default)]
 struct TierMasks {
     /// Per CPU: index in `mask_of` of its first tier.
     first: Box<[u32]>,
-    /// Per (CPU, tier): offset of the tier's mask in `bits`, or `u32::MAX` (no mask: the list
+    /// Per (CPU, tier): index of the tier's mask in `masks`, or `u32::MAX` (no mask: the list
     /// is not sorted by id or names a CPU out of range).
     mask_of: Box<[u32]>,
-    /// The masks, `words` words each.
-    bits: Box<[u64]>,
+    /// Per mask: its first entry in `entries` and its number of entries.
+    masks: Box<[(u32, u32)]>,
+    /// `(word index, bits)` with at least one bit set, by increasing word index per mask.
+    entries: Box<[(u32, u64)]>,
+}
+
+/// One steal tier as a sparse mask of CPU bits (see [`WorkSummary::tier_mask`]): the summary
+/// words holding its CPUs, by increasing index, each with the tier's bits in it.
+#[derive(Clone, Copy, Debug)]
+pub struct TierMask<'a> {
+    entries: &'a [(u32, u64)],
 }
 
 /// `mask_of` entry of a tier with no mask.
@@ -87,10 +98,10 @@ impl WorkSummary {
     /// [`WorkSummary::tier_mask`]).
     pub fn with_tiers(topo: &Topology) -> WorkSummary {
         let cpus = topo.num_cpus();
-        let words = cpus.div_ceil(64);
         let mut first = Vec::with_capacity(cpus);
         let mut mask_of = Vec::new();
-        let mut bits: Vec<u64> = Vec::new();
+        let mut masks: Vec<(u32, u32)> = Vec::new();
+        let mut entries: Vec<(u32, u64)> = Vec::new();
         // Tiers sharing one CPU list (same address and length) share its mask.
         let mut seen: BTreeMap<(usize, usize), u32> = BTreeMap::new();
         for cpu in 0..cpus {
@@ -98,26 +109,33 @@ impl WorkSummary {
             for tier in topo.steal_order(cpu).iter() {
                 let list = tier.cpus;
                 let key = (list.as_ptr() as usize, list.len());
-                let off = *seen.entry(key).or_insert_with(|| {
+                let id = *seen.entry(key).or_insert_with(|| {
                     let sorted = list.windows(2).all(|w| w[0] < w[1]);
                     if !sorted || list.iter().any(|&c| c as usize >= cpus) {
                         return NO_MASK;
                     }
-                    let off = bits.len();
-                    bits.resize(off + words, 0);
+                    let start = entries.len();
+                    // Sorted: CPUs of one word are adjacent in the list.
                     for &c in list {
-                        bits[off + c as usize / 64] |= 1 << (c % 64);
+                        let (w, bit) = (c / 64, 1u64 << (c % 64));
+                        let fresh = entries.len() == start;
+                        match entries.last_mut() {
+                            Some(e) if !fresh && e.0 == w => e.1 |= bit,
+                            _ => entries.push((w, bit)),
+                        }
                     }
-                    off as u32
+                    masks.push((start as u32, (entries.len() - start) as u32));
+                    (masks.len() - 1) as u32
                 });
-                mask_of.push(off);
+                mask_of.push(id);
             }
         }
         let mut s = WorkSummary::new(cpus);
         s.tiers = Box::new(TierMasks {
             first: first.into(),
             mask_of: mask_of.into(),
-            bits: bits.into(),
+            masks: masks.into(),
+            entries: entries.into(),
         });
         s
     }
@@ -125,31 +143,52 @@ impl WorkSummary {
     /// Tier `tier` of `cpu`'s steal order (`Topology::steal_order`) as a mask of CPU bits, if
     /// the summary was built [`WorkSummary::with_tiers`] and the tier's CPU list is sorted by id.
     #[inline]
-    pub fn tier_mask(&self, cpu: usize, tier: usize) -> Option<&[u64]> {
+    pub fn tier_mask(&self, cpu: usize, tier: usize) -> Option<TierMask<'_>> {
         let t = self.tiers.first.get(cpu).map(|&f| f as usize + tier)?;
-        let off = *self.tiers.mask_of.get(t)?;
-        if off == NO_MASK {
+        let id = *self.tiers.mask_of.get(t)?;
+        if id == NO_MASK {
             return None;
         }
-        let off = off as usize;
-        self.tiers.bits.get(off..off + self.words.len())
+        let (start, len) = *self.tiers.masks.get(id as usize)?;
+        Some(TierMask {
+            entries: self
+                .tiers
+                .entries
+                .get(start as usize..(start + len) as usize)?,
+        })
     }
 
     /// The lowest CPU id `>= from` whose bit is set in both the summary and `mask` (a mask of
-    /// [`WorkSummary::tier_mask`]), if any (a snapshot, no wrap-around).
+    /// [`WorkSummary::tier_mask`]), if any (a snapshot, no wrap-around). Reads only the
+    /// summary words the mask names.
     #[inline]
-    pub fn next_loaded_in(&self, from: usize, mask: &[u64]) -> Option<usize> {
-        let mut w = from / 64;
-        let mut bits =
-            self.words.get(w)?.load(Ordering::Relaxed) & mask.get(w)? & (!0u64 << (from % 64));
-        loop {
+    pub fn next_loaded_in(&self, from: usize, mask: TierMask<'_>) -> Option<usize> {
+        let fw = from / 64;
+        for &(w, m) in mask.entries {
+            let w = w as usize;
+            if w < fw {
+                continue;
+            }
+            let mut bits = self.words.get(w)?.load(Ordering::Relaxed) & m;
+            if w == fw {
+                bits &= !0u64 << (from % 64);
+            }
             if bits != 0 {
                 let c = w * 64 + bits.trailing_zeros() as usize;
                 return (c < self.cpus).then_some(c);
             }
-            w += 1;
-            bits = self.words.get(w)?.load(Ordering::Relaxed) & mask.get(w)?;
         }
+        None
+    }
+
+    /// Whether any CPU of `mask` has its bit set (a snapshot of the words it names).
+    #[inline]
+    pub fn any_in(&self, mask: TierMask<'_>) -> bool {
+        mask.entries.iter().any(|&(w, m)| {
+            self.words
+                .get(w as usize)
+                .is_some_and(|a| a.load(Ordering::Relaxed) & m != 0)
+        })
     }
 
     /// Number of CPUs covered.

@@ -227,6 +227,84 @@ fn remote_threshold_keeps_a_single_task_home() {
     );
 }
 
+fn job_n(id: u32) -> Job {
+    Job {
+        id,
+        last: None,
+        home: None,
+    }
+}
+
+#[test]
+fn remote_horizon_skips_remote_probes_until_the_declined_backlog_ripens() {
+    // Two nodes of one CPU each: CPU 0 (busy, so its node has no idle CPU) holds a young
+    // backlog; CPU 1 searches.
+    let grace = Config::default().remote_grace_ns;
+    let s = sched("numa:2 core:1 pu:1", "topology", Config::default());
+    let now = |t: u64| s.platform().now.store(t, Ordering::Relaxed);
+    now(1_000);
+    s.platform().current.store(0, Ordering::Relaxed);
+    for id in 0..3 {
+        s.push_local(0, job_n(id));
+    }
+    s.platform().current.store(1, Ordering::Relaxed);
+    let probes = |s: &Scheduler<Job, Driven, Log>| s.counters().steal_probes_empty;
+    assert_eq!(
+        s.next_task(1),
+        None,
+        "the backlog is younger than the grace"
+    );
+    let after_first = probes(&s);
+    assert_eq!(
+        after_first, 1,
+        "the first search looked at CPU 0 and declined it"
+    );
+    now(1_000 + grace / 2);
+    assert_eq!(s.next_task(1), None);
+    assert_eq!(
+        probes(&s),
+        after_first,
+        "before the backlog ripens the search does not look across nodes again"
+    );
+    // Parking before the horizon: not refused for the young backlog, and the timed sleep
+    // ends no earlier than the horizon.
+    assert!(s.prepare_park(1), "nothing CPU 1 may take yet: it sleeps");
+    let wake = s
+        .stranded_recheck_ns(1)
+        .expect("a timed sleep for the backlog");
+    assert!(
+        wake >= 1_000 + grace,
+        "sleeps until the backlog ripens ({wake})"
+    );
+    s.finish_park(1);
+    now(1_000 + grace);
+    assert!(
+        s.next_task(1).is_some(),
+        "at the horizon the remote backlog is taken"
+    );
+}
+
+#[test]
+fn park_recheck_clears_stale_summary_bits() {
+    let s = sched("pack:1 core:4 pu:1", "topology", Config::default());
+    s.platform().current.store(0, Ordering::Relaxed);
+    s.push_local(0, job_n(1));
+    assert!(s.summary_says_loaded(0));
+    // CPU 0 runs its only task: its bit stays set (the owner does not clear it on the hot path).
+    assert_eq!(s.next_task(0).map(|j| j.id), Some(1));
+    assert!(s.summary_says_loaded(0), "stale until someone looks");
+    s.platform().current.store(2, Ordering::Relaxed);
+    assert!(s.prepare_park(2), "nothing queued anywhere: CPU 2 sleeps");
+    assert!(
+        !s.summary_says_loaded(0),
+        "the sleeper's re-check cleared the stale bit, so later re-checks skip CPU 0"
+    );
+    // Work published afterwards is advertised again and found.
+    s.platform().current.store(0, Ordering::Relaxed);
+    s.push_local(0, job_n(2));
+    assert!(s.summary_says_loaded(0));
+}
+
 #[test]
 fn nosteal_never_moves_work_and_global_shares_it() {
     let s = sched("pack:1 core:4 pu:1", "nosteal", Config::default());
