@@ -227,9 +227,8 @@ impl Policy for TopologyPolicy {
             let start = rng.below(n);
             let remote = tier.kind == TierKind::Remote;
             if let Some(mask) = mask {
-                // The tier's CPUs sorted by id as a mask: its loaded CPUs from `cpus[start]` up,
-                // then from the first up to `cpus[start]`, the order the loops below visit
-                // them in, found a word at a time. Each step reloads the summary word, as the
+                // The tier's CPUs as a mask: its loaded CPUs in the order the loops below
+                // visit them, found a word at a time. Each step reloads the summary word, as the
                 // loops below read each CPU's bit just before visiting it.
                 let mut budget = if remote {
                     self.remote_probes_per_tier_max.max(1)
@@ -237,7 +236,9 @@ impl Policy for TopologyPolicy {
                     usize::MAX
                 };
                 let pivot = cpus[start] as usize;
-                for (lo, hi) in [(pivot, usize::MAX), (cpus[0] as usize, pivot)] {
+                // The tier's CPUs from `pivot` up, then from the smallest up to `pivot`: the
+                // list's order from `start` (the list is sorted up to a rotation).
+                for (lo, hi) in [(pivot, usize::MAX), (0, pivot)] {
                     let mut from = lo;
                     while budget > 0 {
                         let Some(c) = work.next_loaded_in(from, mask) else {
@@ -566,6 +567,16 @@ mod tests {
                 with_mask >= remote_tiers.max(1),
                 "{spec}: the mask path is exercised ({with_mask} tiers have masks)"
             );
+            // Every tier list of these machines is sorted up to a rotation (an LLC's list
+            // starts after the thief's core), so every CPU's every tier has a mask.
+            for cpu in 0..n {
+                for i in 0..t.steal_order(cpu).len() {
+                    assert!(
+                        masked.tier_mask(cpu, i).is_some(),
+                        "{spec}: cpu {cpu} tier {i} has no mask"
+                    );
+                }
+            }
             let rng = Rng::new(7, 0);
             for round in 0..40u64 {
                 // A random set of loaded CPUs, the same in both summaries.

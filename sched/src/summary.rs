@@ -84,6 +84,17 @@ pub struct TierMask<'a> {
 /// `mask_of` entry of a tier with no mask.
 const NO_MASK: u32 = u32::MAX;
 
+/// Whether `list` is strictly increasing up to a rotation: at most one descent, and then its
+/// last id below its first.
+fn cyclically_sorted(list: &[u32]) -> bool {
+    let descents = list.windows(2).filter(|w| w[0] >= w[1]).count();
+    match (descents, list.first(), list.last()) {
+        (0, _, _) => true,
+        (1, Some(first), Some(last)) => last < first,
+        _ => false,
+    }
+}
+
 impl WorkSummary {
     /// A summary for `cpus` CPUs, all clear.
     pub fn new(cpus: usize) -> WorkSummary {
@@ -110,13 +121,19 @@ impl WorkSummary {
                 let list = tier.cpus;
                 let key = (list.as_ptr() as usize, list.len());
                 let id = *seen.entry(key).or_insert_with(|| {
-                    let sorted = list.windows(2).all(|w| w[0] < w[1]);
-                    if !sorted || list.iter().any(|&c| c as usize >= cpus) {
+                    if !cyclically_sorted(list) || list.iter().any(|&c| c as usize >= cpus) {
                         return NO_MASK;
                     }
                     let start = entries.len();
-                    // Sorted: CPUs of one word are adjacent in the list.
-                    for &c in list {
+                    // Entries must come out by increasing word: walk the list from its
+                    // smallest id (CPUs of one word are then adjacent).
+                    let low = list
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|&(_, &c)| c)
+                        .map_or(0, |(i, _)| i);
+                    let (tail, head) = list.split_at(low);
+                    for &c in head.iter().chain(tail) {
                         let (w, bit) = (c / 64, 1u64 << (c % 64));
                         let fresh = entries.len() == start;
                         match entries.last_mut() {
@@ -141,7 +158,10 @@ impl WorkSummary {
     }
 
     /// Tier `tier` of `cpu`'s steal order (`Topology::steal_order`) as a mask of CPU bits, if
-    /// the summary was built [`WorkSummary::with_tiers`] and the tier's CPU list is sorted by id.
+    /// the summary was built [`WorkSummary::with_tiers`] and the tier's CPU list is sorted by id
+    /// up to a rotation (an LLC's list starts after the thief's own core and wraps around):
+    /// walking such a list from any index visits its CPUs in increasing id order from there,
+    /// wrapping to the smallest, which is what a mask scan from that CPU does.
     #[inline]
     pub fn tier_mask(&self, cpu: usize, tier: usize) -> Option<TierMask<'_>> {
         let t = self.tiers.first.get(cpu).map(|&f| f as usize + tier)?;
