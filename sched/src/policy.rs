@@ -211,15 +211,15 @@ impl Policy for TopologyPolicy {
     ) {
         let order = topo.steal_order(cpu);
         for t in 0..order.len() {
+            let mask = work.tier_mask(cpu, t);
+            if mask.is_some_and(|m| !work.any_in(m)) {
+                // The common case on a big machine: decided before the tier's list is read.
+                continue;
+            }
             let Some(tier) = order.get(t) else { break };
             let cpus = tier.cpus;
             let n = cpus.len();
-            let mask = work.tier_mask(cpu, t);
-            let any = match mask {
-                Some(m) => work.any_in(m),
-                None => cpus.iter().any(|&c| work.may_hold(c as usize)),
-            };
-            if !any {
+            if mask.is_none() && !cpus.iter().any(|&c| work.may_hold(c as usize)) {
                 // Nothing loaded in this tier: no start is drawn (most tiers of a search on a
                 // big machine with a few busy CPUs), with or without a mask.
                 continue;

@@ -1193,7 +1193,10 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         if found.is_none() && self.policy.takes_remote_injectors() && !self.one_injector {
             let node = self.idle.node_of(cpu);
             for &other in self.nodes_by_distance[node].iter() {
-                if let Some(t) = self.pop_injector(cpu, other) {
+                // One load per empty injector (the common case), no call.
+                if !self.injectors[other].is_empty()
+                    && let Some(t) = self.pop_injector(cpu, other)
+                {
                     return Some(t);
                 }
             }

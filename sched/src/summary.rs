@@ -65,11 +65,10 @@ pub struct WorkSummary {
 struct TierMasks {
     /// Per CPU: index in `mask_of` of its first tier.
     first: Box<[u32]>,
-    /// Per (CPU, tier): index of the tier's mask in `masks`, or `u32::MAX` (no mask: the list
-    /// is not sorted by id or names a CPU out of range).
-    mask_of: Box<[u32]>,
-    /// Per mask: its first entry in `entries` and its number of entries.
-    masks: Box<[(u32, u32)]>,
+    /// Per (CPU, tier): the tier's mask as its first entry in `entries` and its number of
+    /// entries, or `(u32::MAX, 0)` (no mask: the list is not sorted by id up to a rotation, or
+    /// names a CPU out of range).
+    mask_of: Box<[(u32, u32)]>,
     /// `(word index, bits)` with at least one bit set, by increasing word index per mask.
     entries: Box<[(u32, u64)]>,
 }
@@ -111,10 +110,9 @@ impl WorkSummary {
         let cpus = topo.num_cpus();
         let mut first = Vec::with_capacity(cpus);
         let mut mask_of = Vec::new();
-        let mut masks: Vec<(u32, u32)> = Vec::new();
         let mut entries: Vec<(u32, u64)> = Vec::new();
         // Tiers sharing one CPU list (same address and length) share its mask.
-        let mut seen: BTreeMap<(usize, usize), u32> = BTreeMap::new();
+        let mut seen: BTreeMap<(usize, usize), (u32, u32)> = BTreeMap::new();
         for cpu in 0..cpus {
             first.push(mask_of.len() as u32);
             for tier in topo.steal_order(cpu).iter() {
@@ -122,7 +120,7 @@ impl WorkSummary {
                 let key = (list.as_ptr() as usize, list.len());
                 let id = *seen.entry(key).or_insert_with(|| {
                     if !cyclically_sorted(list) || list.iter().any(|&c| c as usize >= cpus) {
-                        return NO_MASK;
+                        return (NO_MASK, 0);
                     }
                     let start = entries.len();
                     // Entries must come out by increasing word: walk the list from its
@@ -141,8 +139,7 @@ impl WorkSummary {
                             _ => entries.push((w, bit)),
                         }
                     }
-                    masks.push((start as u32, (entries.len() - start) as u32));
-                    (masks.len() - 1) as u32
+                    (start as u32, (entries.len() - start) as u32)
                 });
                 mask_of.push(id);
             }
@@ -151,7 +148,6 @@ impl WorkSummary {
         s.tiers = Box::new(TierMasks {
             first: first.into(),
             mask_of: mask_of.into(),
-            masks: masks.into(),
             entries: entries.into(),
         });
         s
@@ -165,11 +161,10 @@ impl WorkSummary {
     #[inline]
     pub fn tier_mask(&self, cpu: usize, tier: usize) -> Option<TierMask<'_>> {
         let t = self.tiers.first.get(cpu).map(|&f| f as usize + tier)?;
-        let id = *self.tiers.mask_of.get(t)?;
-        if id == NO_MASK {
+        let (start, len) = *self.tiers.mask_of.get(t)?;
+        if start == NO_MASK {
             return None;
         }
-        let (start, len) = *self.tiers.masks.get(id as usize)?;
         Some(TierMask {
             entries: self
                 .tiers
