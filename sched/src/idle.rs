@@ -34,6 +34,13 @@ pub struct Idle {
     node_cpus: Box<[Box<[usize]>]>,
     /// Per CPU: (node, position in the node).
     position: Box<[(usize, usize)]>,
+    /// Announced sleepers over all nodes (Go's `npidle`): incremented after a CPU sets its
+    /// bit, decremented by whoever clears it. Zero means no CPU announced sleep before the
+    /// reader's fence, so a waker skips the bitmaps (a busy machine: every push asked every
+    /// node's bitmap before). Transiently above the true count, or wrapped below zero when a
+    /// claim lands between a sleeper's bit and its increment; either reads as "maybe", which
+    /// is safe.
+    sleeping_total: AtomicUsize,
 }
 
 impl Idle {
@@ -62,6 +69,7 @@ impl Idle {
                 .collect(),
             node_cpus: node_cpus.into_iter().map(Vec::into_boxed_slice).collect(),
             position: position.into_boxed_slice(),
+            sleeping_total: AtomicUsize::new(0),
         }
     }
 
@@ -105,14 +113,30 @@ impl Idle {
     /// Announces that `cpu` is about to sleep.
     pub fn announce_sleep(&self, cpu: usize) {
         let (node, i) = self.position[cpu];
-        self.sleepers[node][i / 64].fetch_or(1 << (i % 64), Ordering::SeqCst);
+        let bit = 1 << (i % 64);
+        // After the bit (see `sleeping_total`): the caller's fence comes after both. Counted
+        // once per bit set, as clears are counted once per bit cleared.
+        if self.sleepers[node][i / 64].fetch_or(bit, Ordering::SeqCst) & bit == 0 {
+            self.sleeping_total.fetch_add(1, Ordering::SeqCst);
+        }
     }
 
     /// Clears `cpu`'s sleeper bit; true if it was still set (nobody claimed it).
     pub fn cancel_sleep(&self, cpu: usize) -> bool {
         let (node, i) = self.position[cpu];
         let bit = 1 << (i % 64);
-        self.sleepers[node][i / 64].fetch_and(!bit, Ordering::SeqCst) & bit != 0
+        let was = self.sleepers[node][i / 64].fetch_and(!bit, Ordering::SeqCst) & bit != 0;
+        if was {
+            self.sleeping_total.fetch_sub(1, Ordering::SeqCst);
+        }
+        was
+    }
+
+    /// Whether any CPU may be announced asleep (see `sleeping_total`): `false` only when no
+    /// CPU announced sleep before the caller's last SeqCst fence and stayed announced.
+    #[inline]
+    pub fn maybe_sleepers(&self) -> bool {
+        self.sleeping_total.load(Ordering::SeqCst) != 0
     }
 
     /// Whether `cpu` is announced asleep (a snapshot).
@@ -134,6 +158,7 @@ impl Idle {
                 let b = bits.trailing_zeros() as usize;
                 let bit = 1u64 << b;
                 if word.fetch_and(!bit, Ordering::SeqCst) & bit != 0 {
+                    self.sleeping_total.fetch_sub(1, Ordering::SeqCst);
                     return Some(self.node_cpus[node][w * 64 + b]);
                 }
                 bits &= !bit;
@@ -206,5 +231,29 @@ mod tests {
         idle.announce_sleep(9);
         assert!(idle.cancel_sleep(9));
         assert!(!idle.is_sleeping(9));
+    }
+
+    #[test]
+    fn sleeper_count_follows_the_bits_through_announce_claim_and_cancel() {
+        let idle = Idle::new(vec![(0..70).collect(), (70..140).collect()], 140, 4);
+        assert!(!idle.maybe_sleepers(), "nobody announced");
+        idle.announce_sleep(3);
+        idle.announce_sleep(3);
+        idle.announce_sleep(100);
+        assert!(idle.maybe_sleepers());
+        assert_eq!(idle.claim_any(1), Some(100));
+        assert!(idle.maybe_sleepers(), "CPU 3 still sleeps");
+        assert!(
+            !idle.cancel_sleep(100),
+            "already claimed: not counted twice"
+        );
+        assert!(idle.cancel_sleep(3));
+        assert!(
+            !idle.maybe_sleepers(),
+            "a repeated announce counts once, so the count returns to zero"
+        );
+        idle.announce_sleep(69);
+        assert_eq!(idle.claim_among(&[68, 69]), Some(69));
+        assert!(!idle.maybe_sleepers());
     }
 }

@@ -894,7 +894,12 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         {
             return self.wake_local(w, task);
         }
-        if let Some(l) = last {
+        // On a busy machine nobody sleeps: one load instead of the bitmaps of the last CPU,
+        // its LLC and its node.
+        let sleepers = self.idle.maybe_sleepers();
+        if let Some(l) = last
+            && sleepers
+        {
             if self.idle.claim(l) {
                 return self.place_claimed(waker, l, task, WakeReason::LastCpu);
             }
@@ -909,7 +914,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             .or(last.map(|l| self.topo.node_of(l)))
             .or(waker.map(|w| self.topo.node_of(w)));
         if let Some(node) = node.filter(|&n| n < self.topo.num_nodes()) {
-            if let Some(c) = self.idle.claim_any(node) {
+            if sleepers && let Some(c) = self.idle.claim_any(node) {
                 return self.place_claimed(waker, c, task, WakeReason::Node);
             }
             // Nobody idle near its last CPU or on its node: the waker's next slot, whatever the
@@ -954,7 +959,8 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     /// caller says no when the work it queued is not work another node's CPU would take (see
     /// [`Scheduler::remote_may_help`]).
     fn notify_fenced(&self, node: usize, remote_ok: bool) {
-        if self.idle.searching_total() > 0 {
+        // Nobody to wake (Go's `npidle == 0`), or a searcher will find the work.
+        if !self.idle.maybe_sleepers() || self.idle.searching_total() > 0 {
             return;
         }
         if let Some(c) = self.idle.claim_any(node) {
