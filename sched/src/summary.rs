@@ -12,9 +12,10 @@
 //!   it): a Relaxed load of the word first; only if `c`'s bit is clear, a `fetch_or` and a
 //!   SeqCst fence. The owner thus writes the shared word (and fences) only on the empty ->
 //!   loaded transition as the summary sees it.
-//! - **Retract** (a thief that found `c`'s ring, inbox and next slot empty, or the owner before
-//!   it searches): `fetch_and` the bit off, a SeqCst fence, then *re-probe* `c`'s queues; if
-//!   anything is there, advertise again.
+//! - **Retract** (a thief that found `c`'s ring, inbox and next slot empty, the owner before
+//!   it searches, or a CPU about to sleep whose re-check finds `c` empty): `fetch_and` the bit
+//!   off, a SeqCst fence, then *re-probe* `c`'s queues; if anything is there, advertise again
+//!   (and wake a sleeper of `c`'s node; a CPU re-checking before it sleeps then stays up).
 //! - **Ordering.** A push that wakes someone (`push_local`, `place_on`, ring overflow; the
 //!   scheduler's `notify` path) issues a SeqCst fence between publishing the task and the
 //!   Relaxed load of the bit. Against a retract (RMW, fence, re-probe) that is Dekker's pattern:
