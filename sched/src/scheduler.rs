@@ -175,14 +175,25 @@ struct Cpu<T> {
     /// `stranded_recheck_ns` would compute, `u64::MAX` for none) for the park that follows.
     recheck_cached: AtomicBool,
     recheck_at_ns: AtomicU64,
-    /// Owner-only, aiming policies: the remote horizon. Until then this CPU's searches stop
-    /// at the first remote tier: its last search declined every loaded remote CPU it looked
-    /// at (their backlogs younger than `remote_grace_ns`, or their nodes with idle CPUs of
-    /// their own), and the earliest of those backlogs comes of age only then. A backlog the
-    /// search did not look at (the per-tier probe bound) is seen by the re-check before this
-    /// CPU sleeps, which clears the horizon if such a backlog is ripe. 0: no horizon.
-    remote_after_ns: AtomicU64,
     counters: CpuCounters,
+}
+
+/// Aiming policies, per node: the remote horizon. Until then the node's searches stop at the
+/// first remote tier: a search from the node declined every loaded remote CPU it looked at
+/// (their backlogs younger than `remote_grace_ns`, or their nodes with idle CPUs of their
+/// own), and the earliest of those backlogs comes of age only then. What a search declines
+/// depends on the remote nodes, not on which CPU of this node looks, so the node shares it
+/// (per CPU, a CPU waking after a sleep found its own horizon expired and scanned every remote
+/// tier again: 12-19% of the simulator's instructions on the server presets). A backlog the
+/// search did not look at (the per-tier probe bound) is seen by the re-check of the next CPU
+/// of the node that goes to sleep, which clears the horizon if such a backlog is ripe.
+/// Written by any CPU of the node with a plain store (a hint: a racing search may replace a
+/// nearer horizon by a farther one, at most `remote_grace_ns` away). 0: no horizon. Padded to
+/// its own lines: searches of other nodes write theirs.
+#[repr(align(128))]
+#[derive(Default)]
+struct NodeHorizon {
+    after_ns: AtomicU64,
 }
 
 impl<T> Cpu<T> {
@@ -332,6 +343,8 @@ pub struct Scheduler<T, P, O = NoObserver> {
     external: CpuCounters,
     /// Per node: other nodes by increasing distance (for remote injectors and wakeups).
     nodes_by_distance: Box<[Box<[usize]>]>,
+    /// Per node: the remote horizon of its searches (aiming policies).
+    horizons: Box<[NodeHorizon]>,
     wasted_ns: AtomicU64,
     last_sample_ns: AtomicU64,
 }
@@ -405,7 +418,6 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
                 loaded_since_ns: AtomicU64::new(0),
                 recheck_cached: AtomicBool::new(false),
                 recheck_at_ns: AtomicU64::new(u64::MAX),
-                remote_after_ns: AtomicU64::new(0),
                 counters: CpuCounters::default(),
             })
             .collect();
@@ -439,6 +451,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             config,
             external: CpuCounters::default(),
             nodes_by_distance,
+            horizons: (0..nodes).map(|_| NodeHorizon::default()).collect(),
             wasted_ns: AtomicU64::new(0),
             last_sample_ns: AtomicU64::new(0),
         })
@@ -1035,9 +1048,12 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         }
         let found = self.steal(cpu);
         if self.idle.end_search(cpu) && found.is_some() {
-            // The last searcher found work: there may be more, so bring in another searcher
-            // (from another node only if this CPU now holds work one could take).
-            self.notify(node, self.remote_may_help(cpu));
+            // The last searcher found work: there may be more, so bring in another searcher,
+            // from another node too when this one has no sleeper (as Go's `wakep`: pushes made
+            // while this search ran woke nobody). Limiting that to a surplus on this CPU
+            // (`remote_may_help`) saved 4% of the simulator's instructions but raised
+            // `epyc-2s-nps4` memory-bound latency (p99.9 21.4 -> 27.5 us), so it is not done.
+            self.notify(node, true);
         }
         found.map(|t| self.took(cpu, t))
     }
@@ -1100,11 +1116,12 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         let mut idle_nodes = 0u64;
         // ... and those it found with none (their idle state is not read again).
         let mut busy_nodes = 0u64;
-        // Aiming policies: the remote horizon (see `Cpu::remote_after_ns`): before it, the
+        // Aiming policies: the node's remote horizon (see `NodeHorizon`): before it, the
         // search ends at the first remote victim; otherwise the earliest moment a remote
         // backlog this search declines comes of age.
+        let horizon_of_node = &self.horizons[self.idle.node_of(cpu)].after_ns;
         let remote_after = if self.aims {
-            me.remote_after_ns.load(Ordering::Relaxed)
+            horizon_of_node.load(Ordering::Relaxed)
         } else {
             0
         };
@@ -1194,7 +1211,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             },
         );
         if found.is_none() && horizon != u64::MAX {
-            me.remote_after_ns.store(horizon, Ordering::Relaxed);
+            horizon_of_node.store(horizon, Ordering::Relaxed);
         }
         if found.is_none() && self.policy.takes_remote_injectors() && !self.one_injector {
             let node = self.idle.node_of(cpu);
@@ -1418,7 +1435,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
                     if ripe {
                         // A ripe backlog the last search did not look at (the per-tier probe
                         // bound): the search that follows looks across nodes again.
-                        self.cpus[cpu].remote_after_ns.store(0, Ordering::Relaxed);
+                        self.horizons[node].after_ns.store(0, Ordering::Relaxed);
                     }
                     ripe
                 }

@@ -285,6 +285,33 @@ fn remote_horizon_skips_remote_probes_until_the_declined_backlog_ripens() {
 }
 
 #[test]
+fn remote_horizon_is_shared_by_the_node() {
+    // Node 0 = CPUs 0-1 (both busy), node 1 = CPUs 2-3. CPU 2's search declines CPU 0's young
+    // backlog; CPU 3, of the same node, does not look across nodes again before it ripens.
+    let grace = Config::default().remote_grace_ns;
+    let s = sched("numa:2 core:2 pu:1", "topology", Config::default());
+    s.platform().now.store(1_000, Ordering::Relaxed);
+    s.platform().current.store(0, Ordering::Relaxed);
+    for id in 0..3 {
+        s.push_local(0, job_n(id));
+    }
+    s.platform().current.store(2, Ordering::Relaxed);
+    assert_eq!(s.next_task(2), None);
+    let probes = s.counters().steal_probes_empty;
+    assert_eq!(probes, 1, "CPU 2 looked at CPU 0 and declined it");
+    s.platform().now.store(1_000 + grace / 2, Ordering::Relaxed);
+    s.platform().current.store(3, Ordering::Relaxed);
+    assert_eq!(s.next_task(3), None);
+    assert_eq!(
+        s.counters().steal_probes_empty,
+        probes,
+        "CPU 3 knows from CPU 2's search that nothing across nodes is ripe yet"
+    );
+    s.platform().now.store(1_000 + grace, Ordering::Relaxed);
+    assert!(s.next_task(3).is_some(), "at the horizon CPU 3 helps");
+}
+
+#[test]
 fn park_recheck_clears_stale_summary_bits() {
     let s = sched("pack:1 core:4 pu:1", "topology", Config::default());
     s.platform().current.store(0, Ordering::Relaxed);
