@@ -25,7 +25,7 @@
 //! between threads). The simulator is single-threaded, so their state lives in atomics accessed
 //! with plain Relaxed loads and stores only (no read-modify-write: on x86 a `swap` or a mutex
 //! is a locked instruction, and the bridge runs two or three times per engine event), including
-//! the unpark log ([`UnparkLog`]); only a traced run's steal log takes a mutex.
+//! the unpark log (`UnparkLog`); only a traced run's steal log takes a mutex.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
