@@ -80,14 +80,21 @@ impl RadixHeap {
     /// Files `key` (already checked `>= last`) in its bucket.
     #[inline]
     fn file(&mut self, key: u128) {
-        let diff = key ^ self.last;
-        if diff == 0 {
+        // On the two 64-bit halves (a digit never straddles them: 4 divides 64), the high one
+        // first: keys of events at another nanosecond than `last` differ there.
+        let (hi, lo) = ((key >> 64) as u64, key as u64);
+        let (last_hi, last_lo) = ((self.last >> 64) as u64, self.last as u64);
+        let (half, diff, base) = if hi != last_hi {
+            (hi, hi ^ last_hi, LEVELS / 2)
+        } else if lo != last_lo {
+            (lo, lo ^ last_lo, 0)
+        } else {
             self.equal.push(key);
             return;
-        }
-        let level = (127 - diff.leading_zeros()) / DIGIT_BITS;
-        let digit = (key >> (level * DIGIT_BITS)) as usize & (DIGITS - 1);
-        let level = level as usize;
+        };
+        let in_half = (63 - diff.leading_zeros()) / DIGIT_BITS;
+        let digit = (half >> (in_half * DIGIT_BITS)) as usize & (DIGITS - 1);
+        let level = base + in_half as usize;
         self.buckets[level * DIGITS + digit].push(key);
         self.digit_mask[level] |= 1 << digit;
         self.level_mask |= 1 << level;
