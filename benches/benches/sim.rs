@@ -2,7 +2,9 @@
 //! - `sim_events/*`: scheduling events per second on one core, per workload, `topology` policy
 //!   (criterion reports elements/s = scheduling events/s: calls into the scheduler plus the
 //!   unparks and steals it made; the engine-event count of each case is printed too). Baseline in
-//!   the same run: the bare event queue (`sim_events/queue_only`), 1 M push + pop pairs.
+//!   the same run: the bare event queue the engine uses (`sim_events/queue_only`, a radix heap),
+//!   1 M push + pop pairs with 256 events in flight; beside it the 4-ary heap it replaced
+//!   (`sim_events/quad_heap_only`) and both with 1024 in flight (`*_1024`, as on `ring-1024`).
 //! - `sim_10m/ring-1024`: 10 million tasks on the 1024-PU, 16-node preset, one full run per
 //!   iteration (goal: under a minute).
 //! - memory: peak heap bytes of server runs of 100 k and 1 M requests, printed before the
@@ -13,7 +15,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use manycore_sim::event::{EventKind, EventQueue};
+use manycore_sim::event::{EventKind, EventQueue, KeyQueue, QuadHeap, RadixHeap};
 use manycore_sim::{Machine, Scenario, presets};
 
 /// Counts live heap bytes and their peak, for the memory figure.
@@ -125,27 +127,57 @@ fn bench_events(c: &mut Criterion) {
             b.iter(|| black_box(s.run_policy("topology", None, None).expect("run").events))
         });
     }
-    // Baseline: the event queue alone, the same number of push+pop pairs with 256 in flight.
+    // Baseline: the event queue alone, the same number of push+pop pairs with 256 in flight:
+    // the engine's (radix heap) and the 4-ary heap it replaced; then both with 1024 in flight.
     let n = 1_000_000u64;
     g.throughput(Throughput::Elements(n));
     g.bench_function("queue_only", |b| {
+        b.iter(|| black_box(queue_pairs(EventQueue::new(), 256, n)))
+    });
+    g.bench_function("quad_heap_only", |b| {
         b.iter(|| {
-            let mut q = EventQueue::new();
-            let mut x = 0x9e37_79b9_u64;
-            for i in 0..256 {
-                q.push(i, EventKind::CpuReady, i as u32, 0);
-            }
-            for _ in 0..n {
-                let e = q.pop().expect("event");
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                q.push(e.time_ns + (x & 0xffff), EventKind::CpuReady, e.cpu, 0);
-            }
-            black_box(q.len())
+            black_box(queue_pairs(
+                EventQueue::<QuadHeap>::with_key_queue(),
+                256,
+                n,
+            ))
+        })
+    });
+    g.bench_function("queue_only_1024", |b| {
+        b.iter(|| {
+            black_box(queue_pairs(
+                EventQueue::<RadixHeap>::with_key_queue(),
+                1024,
+                n,
+            ))
+        })
+    });
+    g.bench_function("quad_heap_only_1024", |b| {
+        b.iter(|| {
+            black_box(queue_pairs(
+                EventQueue::<QuadHeap>::with_key_queue(),
+                1024,
+                n,
+            ))
         })
     });
     g.finish();
+}
+
+/// `n` pops, each followed by a push up to 65 µs later, with `in_flight` events pending.
+fn queue_pairs<Q: KeyQueue>(mut q: EventQueue<Q>, in_flight: u64, n: u64) -> usize {
+    let mut x = 0x9e37_79b9_u64;
+    for i in 0..in_flight {
+        q.push(i, EventKind::CpuReady, i as u32, 0);
+    }
+    for _ in 0..n {
+        let e = q.pop().expect("event");
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        q.push(e.time_ns + (x & 0xffff), EventKind::CpuReady, e.cpu, 0);
+    }
+    q.len()
 }
 
 fn bench_10m(c: &mut Criterion) {

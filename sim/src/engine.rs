@@ -739,6 +739,7 @@ pub fn run(
         ));
     }
     sched.finish(&mut env.stats);
+    env.timeline.finish();
     let makespan = env.stats.last_exit_ns;
     let events = env.q.popped();
     Ok(RunResult {

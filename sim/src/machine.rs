@@ -15,6 +15,10 @@ pub struct Machine {
     topo: Topology,
     /// Per CPU: `[core, l2, llc, node]` ids (an absent cache level falls back to the level below).
     groups: Vec<[u32; 4]>,
+    /// Per CPU: its node (one word per CPU: every remote steal probe's price reads the victim's;
+    /// from the topology's 64-byte PU records it was the price's most sampled instruction on
+    /// `ring-1024`).
+    node: Vec<usize>,
     /// Row-major nodes²: remote rank in `[0, 1]` (unused on the diagonal).
     rank: Vec<f64>,
     nodes: usize,
@@ -25,6 +29,7 @@ impl Machine {
     pub fn new(topo: Topology) -> Machine {
         let n = topo.num_cpus();
         let mut groups = Vec::with_capacity(n);
+        let node_of: Vec<usize> = (0..n).map(|cpu| topo.node_of(cpu)).collect();
         let ncores = topo.num_cores() as u32;
         let ncaches = topo.caches().len() as u32;
         for cpu in 0..n {
@@ -57,6 +62,7 @@ impl Machine {
         Machine {
             topo,
             groups,
+            node: node_of,
             rank,
             nodes,
         }
@@ -83,7 +89,7 @@ impl Machine {
     /// Node of a CPU.
     #[inline]
     pub fn node_of(&self, cpu: usize) -> usize {
-        self.topo.node_of(cpu)
+        self.node[cpu]
     }
 
     /// How far `b` is from `a`.
@@ -102,7 +108,7 @@ impl Machine {
         } else if ga[3] == gb[3] {
             Distance::Node
         } else {
-            let (na, nb) = (self.topo.node_of(a), self.topo.node_of(b));
+            let (na, nb) = (self.node_of(a), self.node_of(b));
             Distance::Remote(self.rank[na * self.nodes + nb])
         }
     }
@@ -151,6 +157,9 @@ mod tests {
         for b in 1..m.cpus() {
             let want = m.topo().tier_between(0, b);
             assert_eq!(Machine::tier_of(m.distance(0, b)), want, "cpu 0 -> {b}");
+        }
+        for cpu in 0..m.cpus() {
+            assert_eq!(m.node_of(cpu), m.topo().node_of(cpu), "node of cpu {cpu}");
         }
         // Nearest remote class (SLIT 11) ranks 0, farthest (32) ranks 1.
         assert_eq!(m.node_distance(0, 1), Distance::Remote(0.0));

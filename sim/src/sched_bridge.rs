@@ -23,7 +23,9 @@
 //!
 //! The scheduler's `Platform` and `Observer` are `Send + Sync` (the real runtime shares them
 //! between threads). The simulator is single-threaded, so their state lives in atomics accessed
-//! with plain Relaxed loads and stores, and one uncontended mutex for the unpark log.
+//! with plain Relaxed loads and stores only (no read-modify-write: on x86 a `swap` or a mutex
+//! is a locked instruction, and the bridge runs two or three times per engine event), including
+//! the unpark log (`UnparkLog`); only a traced run's steal log takes a mutex.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -120,9 +122,67 @@ struct PlatState {
     now_ns: AtomicU64,
     current: AtomicUsize,
     /// CPUs the scheduler unparked since the engine last looked.
-    unparks: Mutex<Vec<usize>>,
-    /// Entries in `unparks`: most calls unpark nobody, and then the engine does not lock.
-    unparks_pending: AtomicUsize,
+    unparks: UnparkLog,
+}
+
+/// The CPUs the scheduler unparked during one call, in order, for the engine to turn into
+/// wake-up events when the call returns.
+///
+/// Written by the scheduler's `Platform::unpark` and drained by [`RealSched::leave`], both on
+/// the simulator's one thread, with plain loads and stores. Used from two threads at once it
+/// would lose entries (never memory safety: every field is an atomic or behind the mutex); the
+/// simulator never does that (a sweep gives each simulation its own scheduler).
+struct UnparkLog {
+    /// The first `len` entries (up to the capacity, one per CPU: a call claims each sleeping CPU
+    /// at most once, so this normally never fills).
+    cpus: Box<[AtomicUsize]>,
+    /// Entries logged since the last drain, `overflow` included.
+    len: AtomicUsize,
+    /// Entries beyond `cpus`' capacity, in order (a bound kept for safety, not expected to be
+    /// used).
+    overflow: Mutex<Vec<usize>>,
+}
+
+impl UnparkLog {
+    fn new(capacity: usize) -> UnparkLog {
+        UnparkLog {
+            cpus: (0..capacity).map(|_| AtomicUsize::new(0)).collect(),
+            len: AtomicUsize::new(0),
+            overflow: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn push(&self, cpu: usize) {
+        let n = self.len.load(Ordering::Relaxed);
+        if let Some(slot) = self.cpus.get(n) {
+            slot.store(cpu, Ordering::Relaxed);
+        } else if let Ok(mut o) = self.overflow.lock() {
+            o.push(cpu);
+        }
+        self.len.store(n + 1, Ordering::Relaxed);
+    }
+
+    /// Calls `f` on each logged CPU in order and empties the log.
+    #[inline]
+    fn drain(&self, mut f: impl FnMut(usize)) {
+        let n = self.len.load(Ordering::Relaxed);
+        if n == 0 {
+            return;
+        }
+        self.len.store(0, Ordering::Relaxed);
+        for slot in &self.cpus[..n.min(self.cpus.len())] {
+            f(slot.load(Ordering::Relaxed));
+        }
+        if n > self.cpus.len()
+            && let Ok(mut o) = self.overflow.lock()
+        {
+            // The engine only schedules wake-up events in `f`; it never calls back into the
+            // scheduler, so holding the lock (and keeping the capacity) is fine.
+            for cpu in o.drain(..) {
+                f(cpu);
+            }
+        }
+    }
 }
 
 impl Platform for SimPlat {
@@ -141,10 +201,7 @@ impl Platform for SimPlat {
     }
 
     fn unpark(&self, cpu: usize) {
-        if let Ok(mut log) = self.0.unparks.lock() {
-            log.push(cpu);
-            self.0.unparks_pending.store(log.len(), Ordering::Relaxed);
-        }
+        self.0.unparks.push(cpu);
     }
 }
 
@@ -342,20 +399,13 @@ impl RealSched {
 
     /// Hands the priced work and the unparks of the last call to the engine.
     fn leave(&self, p: &mut dyn SimPlatform, from: usize) {
-        let ns = self.obs.pending_ns.swap(0, Ordering::Relaxed);
+        // A load and a store, not a `swap` (a locked instruction): one thread only.
+        let ns = self.obs.pending_ns.load(Ordering::Relaxed);
         if ns > 0 {
+            self.obs.pending_ns.store(0, Ordering::Relaxed);
             p.charge(ns);
         }
-        if self.plat.unparks_pending.load(Ordering::Relaxed) > 0
-            && let Ok(mut log) = self.plat.unparks.lock()
-        {
-            self.plat.unparks_pending.store(0, Ordering::Relaxed);
-            // The engine only schedules wake-up events here; it never calls back into the
-            // scheduler, so holding the log (and keeping its capacity) is fine.
-            for cpu in log.drain(..) {
-                p.unpark(from, cpu);
-            }
-        }
+        self.plat.unparks.drain(|cpu| p.unpark(from, cpu));
         if let Some(t) = &self.obs.trace
             && let Ok(mut log) = t.lock()
         {
@@ -501,8 +551,7 @@ pub fn build(
     let plat = Arc::new(PlatState {
         now_ns: AtomicU64::new(0),
         current: AtomicUsize::new(NO_CPU),
-        unparks: Mutex::new(Vec::new()),
-        unparks_pending: AtomicUsize::new(0),
+        unparks: UnparkLog::new(machine.cpus()),
     });
     let obs = Arc::new(ObsState::new(machine, cost, Arc::clone(&plat), trace));
     // The scheduler's remote grace keeps work near its memory; where remote memory costs the
@@ -627,6 +676,22 @@ mod tests {
     }
 
     #[test]
+    fn unpark_log_keeps_order_past_its_capacity_and_empties() {
+        let log = UnparkLog::new(2);
+        for cpu in [5, 3, 9, 1, 4] {
+            log.push(cpu);
+        }
+        let mut got = Vec::new();
+        log.drain(|c| got.push(c));
+        assert_eq!(got, vec![5, 3, 9, 1, 4], "order across the overflow");
+        log.drain(|c| got.push(c));
+        assert_eq!(got.len(), 5, "a drained log is empty");
+        log.push(7);
+        log.drain(|c| got.push(c));
+        assert_eq!(got[5..], [7], "the log is reused after a drain");
+    }
+
+    #[test]
     fn futile_search_price_does_not_depend_on_the_rng() {
         for preset in PRESETS {
             let m = Machine::new(preset.build());
@@ -637,8 +702,7 @@ mod tests {
                 let plat = Arc::new(PlatState {
                     now_ns: AtomicU64::new(0),
                     current: AtomicUsize::new(NO_CPU),
-                    unparks: Mutex::new(Vec::new()),
-                    unparks_pending: AtomicUsize::new(0),
+                    unparks: UnparkLog::new(m.cpus()),
                 });
                 let obs = ObsState::new(&m, &cost, plat, false);
                 for cpu in (0..m.cpus()).step_by(m.cpus() / 8 + 1) {
