@@ -14,7 +14,7 @@
 use manycore_topology::{TierKind, Topology};
 
 use crate::rng::Rng;
-use crate::summary::WorkSummary;
+use crate::summary::{Bits, WorkSummary};
 
 /// How a woken task finds a CPU (see [`crate::WakeReason`] for what the scheduler reports).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,15 +211,22 @@ impl Policy for TopologyPolicy {
     ) {
         let order = topo.steal_order(cpu);
         for t in 0..order.len() {
+            // Remote tiers read the backlog bits: another node's CPU is worth a look only if
+            // it holds what this CPU may take from it (see `crate::summary`).
+            let which = if order.kind(t) == Some(TierKind::Remote) {
+                Bits::Backlog
+            } else {
+                Bits::Loaded
+            };
             let mask = work.tier_mask(cpu, t);
-            if mask.is_some_and(|m| !work.any_in(m)) {
+            if mask.is_some_and(|m| !work.any_in(m, which)) {
                 // The common case on a big machine: decided before the tier's list is read.
                 continue;
             }
             let Some(tier) = order.get(t) else { break };
             let cpus = tier.cpus;
             let n = cpus.len();
-            if mask.is_none() && !cpus.iter().any(|&c| work.may_hold(c as usize)) {
+            if mask.is_none() && !cpus.iter().any(|&c| work.may_hold_in(c as usize, which)) {
                 // Nothing loaded in this tier: no start is drawn (most tiers of a search on a
                 // big machine with a few busy CPUs), with or without a mask.
                 continue;
@@ -241,7 +248,7 @@ impl Policy for TopologyPolicy {
                 for (lo, hi) in [(pivot, usize::MAX), (0, pivot)] {
                     let mut from = lo;
                     while budget > 0 {
-                        let Some(c) = work.next_loaded_in(from, mask) else {
+                        let Some(c) = work.next_loaded_in(from, mask, which) else {
                             break;
                         };
                         if c >= hi {
@@ -264,7 +271,7 @@ impl Policy for TopologyPolicy {
                         start + i
                     };
                     let victim = cpus[j] as usize;
-                    if work.may_hold(victim) && visit(victim, tier.kind) {
+                    if work.may_hold_in(victim, which) && visit(victim, tier.kind) {
                         return;
                     }
                 }
@@ -276,7 +283,7 @@ impl Policy for TopologyPolicy {
             for (lo, hi) in [(start, n), (0, start)] {
                 let mut i = lo;
                 while i < hi && budget > 0 {
-                    let Some(c) = work.next_loaded(cpus[i] as usize) else {
+                    let Some(c) = work.next_loaded(cpus[i] as usize, which) else {
                         break;
                     };
                     let j = if cpus[i] as usize >= c {
@@ -586,6 +593,13 @@ mod tests {
                     if rng.below(4) == 0 {
                         masked.advertise(c);
                         plain.advertise(c);
+                    }
+                    // The backlog bits (remote tiers) drawn independently.
+                    masked.retract_backlog(c);
+                    plain.retract_backlog(c);
+                    if rng.below(3) == 0 {
+                        masked.advertise_backlog(c);
+                        plain.advertise_backlog(c);
                     }
                 }
                 let cpu = rng.below(n);

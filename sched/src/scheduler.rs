@@ -35,7 +35,7 @@ use crate::policy::{Policy, TopologyPolicy, WakePolicy};
 use crate::ring::{RING_CAPACITY_DEFAULT, Ring, YieldBatch};
 use crate::rng::Rng;
 use crate::stats::{Counters, CpuCounters, add, bump};
-use crate::summary::WorkSummary;
+use crate::summary::{Bits, WorkSummary};
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering, fence};
 use crate::task::Task;
 
@@ -835,12 +835,18 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         }
         let mut walk = self.recheck_walk(cpu, self.platform.now_ns());
         let mut earliest: Option<u64> = None;
-        self.work.any_loaded(|c| {
+        let visit = |c: usize| {
             if let Some(t) = self.recheck_at(&mut walk, c) {
                 earliest = Some(earliest.map_or(t, |e| e.min(t)));
             }
             false
-        });
+        };
+        // As `any_stealable` walks: other nodes' CPUs by their backlog bits when aiming.
+        if self.aims {
+            self.work.any_loaded_near(self.idle.node_of(cpu), visit);
+        } else {
+            self.work.any_loaded(visit);
+        }
         earliest
     }
 
@@ -1207,6 +1213,10 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
                 if len == 0 && self.work.may_hold(victim) {
                     self.retract_probe(victim);
                 }
+                if tier == TierKind::Remote {
+                    // Found through its backlog bit and nothing to take: clear it if stale.
+                    self.retract_backlog_probe(victim);
+                }
                 false
             },
         );
@@ -1284,15 +1294,39 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     #[inline(always)]
     fn advertise(&self, cpu: usize) {
         // One Relaxed load on the common path (the bit already set).
-        if self.work.may_hold(cpu) {
-            return;
+        if !self.work.may_hold(cpu) {
+            if self.aims {
+                self.cpus[cpu]
+                    .loaded_since_ns
+                    .store(self.platform.now_ns(), Ordering::Relaxed);
+            }
+            self.work.advertise(cpu);
         }
-        if self.aims {
-            self.cpus[cpu]
-                .loaded_since_ns
-                .store(self.platform.now_ns(), Ordering::Relaxed);
+        // Aiming policies: the backlog bit too (one more load once it is set).
+        if self.aims && !self.work.may_hold_in(cpu, Bits::Backlog) && self.holds_backlog(cpu) {
+            self.work.advertise_backlog(cpu);
         }
-        self.work.advertise(cpu);
+    }
+
+    /// Whether `cpu` holds what a thief of another node may take (a snapshot, lock-free):
+    /// the remote minimum in its ring and inbox, or a task in its next slot.
+    #[inline]
+    fn holds_backlog(&self, cpu: usize) -> bool {
+        let q = &self.cpus[cpu];
+        q.ring.len() + q.inbox.len() >= self.steal_min[TierKind::Remote.index()].max(1)
+            || q.next.occupied_since_ns(0).is_some()
+    }
+
+    /// Aiming policies: `cpu`'s backlog bit is set but it holds less: clear the bit, fence,
+    /// re-probe, and set it again if the backlog is back (see "Backlog bits" in
+    /// `crate::summary`).
+    fn retract_backlog_probe(&self, cpu: usize) {
+        if self.aims && self.work.may_hold_in(cpu, Bits::Backlog) && !self.holds_backlog(cpu) {
+            self.work.retract_backlog(cpu);
+            if self.holds_backlog(cpu) {
+                self.work.advertise_backlog(cpu);
+            }
+        }
     }
 
     /// Whether `cpu`'s ring, inbox or next slot holds a task (a snapshot).
@@ -1314,6 +1348,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     fn retract_probe(&self, cpu: usize) -> bool {
         if !self.holds_work(cpu) {
             self.work.retract(cpu);
+            self.retract_backlog_probe(cpu);
             if self.holds_work(cpu) {
                 self.advertise(cpu);
                 if let Some(c) = self.idle.claim_any(self.idle.node_of(cpu)) {
@@ -1376,7 +1411,9 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         let mut no_sleeper = 0u64;
         let stranded = self.policy.steals() && !self.shared();
         let mut earliest: Option<u64> = None;
-        let found = self.work.any_loaded(|c| {
+        // This node's CPUs by their work bits, the others by their backlog bits (an aiming
+        // thief takes nothing less from them); every CPU by its work bit otherwise.
+        let visit = |c: usize| {
             let q = &self.cpus[c];
             // Lock-free reads first (the next slot's flag, not its lock; `retract_probe`
             // confirms under the lock): most visited CPUs hold something.
@@ -1402,6 +1439,10 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             if !(q.ring.len() >= min
                 || (q.inbox.len() >= inbox_min && !q.waking.load(Ordering::Relaxed)))
             {
+                if !local && self.aims {
+                    // Found through its backlog bit: clear it if the backlog is gone.
+                    self.retract_backlog_probe(c);
+                }
                 return false;
             }
             if local || !self.aims {
@@ -1440,7 +1481,12 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
                     ripe
                 }
             }
-        });
+        };
+        let found = if self.aims {
+            self.work.any_loaded_near(node, visit)
+        } else {
+            self.work.any_loaded(visit)
+        };
         if found {
             return true;
         }

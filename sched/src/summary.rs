@@ -37,6 +37,18 @@
 //!   is hidden from thieves for at most the rest of the owner's current task, the same bound as
 //!   before the summary existed (those pushes never woke anyone).
 
+//!
+//! # Backlog bits
+//! A second bit per CPU, kept by schedulers of aiming policies: the CPU may hold what a thief
+//! of another node takes, that is the policy's remote minimum in its ring and inbox, or a task
+//! in its next slot (taken across nodes after its grace period). Aiming searches read them for
+//! remote tiers, and a CPU about to sleep reads them for other nodes' CPUs, so neither visits
+//! a remote CPU holding one queued task (on a loaded 1024-CPU server, most of the set work
+//! bits). The bit is set after the push that makes the backlog, like the work bit, and cleared
+//! with the same retract / re-probe by a thief or sleeper that finds less. It is a hint for
+//! another node's help, not part of the wake-up protocol: a lost bit leaves the backlog to its
+//! own node's CPUs (its owner runs its own queues), as a young backlog is left anyway.
+
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -50,11 +62,27 @@ pub struct WorkSummary {
     /// Bit `c % 64` of word `c / 64`: CPU `c` may hold work. Set by whoever queues work on `c`;
     /// cleared by thieves (and `c` itself) that found it empty, with a re-probe.
     words: Box<[AtomicU64]>,
+    /// The backlog bits, same layout: CPU `c` may hold what a thief of *another node* takes
+    /// (an aiming policy's remote minimum in its ring and inbox, or a task in its next slot).
+    /// Maintained only by schedulers of aiming policies; see "Backlog bits" in the module doc.
+    backlog: Box<[AtomicU64]>,
     cpus: usize,
     /// Each CPU's steal tiers as bit masks (built once, read-only after), so a search finds the
     /// loaded CPUs of a tier by AND-ing words instead of testing its CPUs one by one. Boxed:
     /// one pointer in the summary, so the scheduler's hot fields keep their layout.
     tiers: Box<TierMasks>,
+    /// Per node: its CPUs as a mask of `words.len()` words, row after row ([`WorkSummary::with_tiers`]
+    /// only; empty otherwise).
+    node_masks: Box<[u64]>,
+}
+
+/// Which bits a scan reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bits {
+    /// The work bits: the CPU's queues may hold a task.
+    Loaded,
+    /// The backlog bits: the CPU may hold what a thief of another node takes.
+    Backlog,
 }
 
 /// Per (CPU, steal tier): the tier's CPUs as a sparse mask (the summary words holding any of
@@ -100,8 +128,10 @@ impl WorkSummary {
     pub fn new(cpus: usize) -> WorkSummary {
         WorkSummary {
             words: (0..cpus.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+            backlog: (0..cpus.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
             cpus,
             tiers: Box::default(),
+            node_masks: Box::default(),
         }
     }
 
@@ -146,6 +176,13 @@ impl WorkSummary {
             }
         }
         let mut s = WorkSummary::new(cpus);
+        let words = s.words.len();
+        let mut node_masks = alloc::vec![0u64; topo.num_nodes() * words];
+        for cpu in 0..cpus {
+            let node = topo.node_of(cpu);
+            node_masks[node * words + cpu / 64] |= 1 << (cpu % 64);
+        }
+        s.node_masks = node_masks.into();
         s.tiers = Box::new(TierMasks {
             first: first.into(),
             mask_of: mask_of.into(),
@@ -178,14 +215,15 @@ impl WorkSummary {
     /// [`WorkSummary::tier_mask`]), if any (a snapshot, no wrap-around). Reads only the
     /// summary words the mask names.
     #[inline]
-    pub fn next_loaded_in(&self, from: usize, mask: TierMask<'_>) -> Option<usize> {
+    pub fn next_loaded_in(&self, from: usize, mask: TierMask<'_>, which: Bits) -> Option<usize> {
+        let words = self.bits(which);
         let fw = from / 64;
         for &(w, m) in mask.entries {
             let w = w as usize;
             if w < fw {
                 continue;
             }
-            let mut bits = self.words.get(w)?.load(Ordering::Relaxed) & m;
+            let mut bits = words.get(w)?.load(Ordering::Relaxed) & m;
             if w == fw {
                 bits &= !0u64 << (from % 64);
             }
@@ -199,9 +237,10 @@ impl WorkSummary {
 
     /// Whether any CPU of `mask` has its bit set (a snapshot of the words it names).
     #[inline]
-    pub fn any_in(&self, mask: TierMask<'_>) -> bool {
+    pub fn any_in(&self, mask: TierMask<'_>, which: Bits) -> bool {
+        let words = self.bits(which);
         mask.entries.iter().any(|&(w, m)| {
-            self.words
+            words
                 .get(w as usize)
                 .is_some_and(|a| a.load(Ordering::Relaxed) & m != 0)
         })
@@ -212,26 +251,42 @@ impl WorkSummary {
         self.cpus
     }
 
+    #[inline]
+    fn bits(&self, which: Bits) -> &[AtomicU64] {
+        match which {
+            Bits::Loaded => &self.words,
+            Bits::Backlog => &self.backlog,
+        }
+    }
+
     /// Whether `cpu` may hold work (a Relaxed snapshot; `false` for CPUs out of range).
     #[inline]
     pub fn may_hold(&self, cpu: usize) -> bool {
-        self.words
+        self.may_hold_in(cpu, Bits::Loaded)
+    }
+
+    /// Whether `cpu`'s bit of `which` is set (a Relaxed snapshot; `false` out of range).
+    #[inline]
+    pub fn may_hold_in(&self, cpu: usize, which: Bits) -> bool {
+        self.bits(which)
             .get(cpu / 64)
             .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (cpu % 64)) != 0)
     }
 
-    /// The lowest CPU id `>= from` whose bit is set, if any (a snapshot, no wrap-around).
+    /// The lowest CPU id `>= from` whose bit of `which` is set, if any (a snapshot, no
+    /// wrap-around).
     #[inline]
-    pub fn next_loaded(&self, from: usize) -> Option<usize> {
+    pub fn next_loaded(&self, from: usize, which: Bits) -> Option<usize> {
+        let words = self.bits(which);
         let mut w = from / 64;
-        let mut bits = self.words.get(w)?.load(Ordering::Relaxed) & (!0u64 << (from % 64));
+        let mut bits = words.get(w)?.load(Ordering::Relaxed) & (!0u64 << (from % 64));
         loop {
             if bits != 0 {
                 let c = w * 64 + bits.trailing_zeros() as usize;
                 return (c < self.cpus).then_some(c);
             }
             w += 1;
-            bits = self.words.get(w)?.load(Ordering::Relaxed);
+            bits = words.get(w)?.load(Ordering::Relaxed);
         }
     }
 
@@ -241,6 +296,30 @@ impl WorkSummary {
     pub fn any_loaded(&self, mut f: impl FnMut(usize) -> bool) -> bool {
         for (w, word) in self.words.iter().enumerate() {
             let mut bits = word.load(Ordering::Relaxed);
+            while bits != 0 {
+                let c = w * 64 + bits.trailing_zeros() as usize;
+                if c < self.cpus && f(c) {
+                    return true;
+                }
+                bits &= bits - 1;
+            }
+        }
+        false
+    }
+
+    /// [`WorkSummary::any_loaded`] as a CPU of `node` sees it: the work bits of `node`'s CPUs
+    /// and the backlog bits of every other CPU (what an aiming thief of `node` may take), each
+    /// word of both read once. Without node masks (a summary built by [`WorkSummary::new`]),
+    /// the work bits of every CPU.
+    #[inline]
+    pub fn any_loaded_near(&self, node: usize, mut f: impl FnMut(usize) -> bool) -> bool {
+        let n = self.words.len();
+        let Some(near) = self.node_masks.get(node * n..(node + 1) * n) else {
+            return self.any_loaded(f);
+        };
+        for (w, (word, back)) in self.words.iter().zip(self.backlog.iter()).enumerate() {
+            let m = near[w];
+            let mut bits = (word.load(Ordering::Relaxed) & m) | (back.load(Ordering::Relaxed) & !m);
             while bits != 0 {
                 let c = w * 64 + bits.trailing_zeros() as usize;
                 if c < self.cpus && f(c) {
@@ -286,6 +365,24 @@ impl WorkSummary {
         fence(Ordering::SeqCst);
         was
     }
+
+    /// Sets `cpu`'s backlog bit if it reads clear (see "Backlog bits").
+    #[inline]
+    pub(crate) fn advertise_backlog(&self, cpu: usize) {
+        let w = &self.backlog[cpu / 64];
+        let bit = 1u64 << (cpu % 64);
+        if w.load(Ordering::Relaxed) & bit == 0 {
+            w.fetch_or(bit, Ordering::SeqCst);
+        }
+    }
+
+    /// Clears `cpu`'s backlog bit, then fences: the caller re-probes and sets it again if the
+    /// backlog is there (see "Backlog bits").
+    pub(crate) fn retract_backlog(&self, cpu: usize) {
+        let bit = 1u64 << (cpu % 64);
+        self.backlog[cpu / 64].fetch_and(!bit, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
 }
 
 #[cfg(all(test, not(loom)))]
@@ -295,19 +392,19 @@ mod tests {
     #[test]
     fn next_loaded_finds_set_bits_across_words_and_stops_at_the_end() {
         let s = WorkSummary::new(130);
-        assert_eq!(s.next_loaded(0), None);
+        assert_eq!(s.next_loaded(0, Bits::Loaded), None);
         assert!(!s.any());
         s.advertise(3);
         s.advertise(64);
         s.advertise(129);
         assert!(s.any());
-        assert_eq!(s.next_loaded(0), Some(3));
-        assert_eq!(s.next_loaded(4), Some(64));
-        assert_eq!(s.next_loaded(65), Some(129));
-        assert_eq!(s.next_loaded(130), None, "past the last CPU");
+        assert_eq!(s.next_loaded(0, Bits::Loaded), Some(3));
+        assert_eq!(s.next_loaded(4, Bits::Loaded), Some(64));
+        assert_eq!(s.next_loaded(65, Bits::Loaded), Some(129));
+        assert_eq!(s.next_loaded(130, Bits::Loaded), None, "past the last CPU");
         assert!(s.retract(64));
         assert!(!s.retract(64), "already clear");
-        assert_eq!(s.next_loaded(4), Some(129));
+        assert_eq!(s.next_loaded(4, Bits::Loaded), Some(129));
         assert!(s.may_hold(3) && !s.may_hold(64) && !s.may_hold(1000));
         let mut seen = alloc::vec::Vec::new();
         assert!(!s.any_loaded(|c| {
@@ -316,5 +413,40 @@ mod tests {
         }));
         assert_eq!(seen, [3, 129]);
         assert!(s.any_loaded(|c| c == 3), "stops at the first `true`");
+    }
+
+    #[test]
+    fn a_cpu_sees_its_own_nodes_work_bits_and_other_nodes_backlog_bits() {
+        // Two nodes of 64 CPUs: 0-63 and 64-127.
+        let t = Topology::from_synthetic("numa:2 core:64 pu:1").unwrap();
+        let s = WorkSummary::with_tiers(&t);
+        s.advertise(5); // node 0, one task
+        s.advertise(70); // node 1, one task
+        s.advertise(100); // node 1, a backlog
+        s.advertise_backlog(100);
+        s.advertise_backlog(6); // node 0: a backlog bit alone (its work bit cleared)
+        let seen = |node: usize| {
+            let mut v = alloc::vec::Vec::new();
+            s.any_loaded_near(node, |c| {
+                v.push(c);
+                false
+            });
+            v
+        };
+        assert_eq!(
+            seen(0),
+            [5, 100],
+            "node 0: its own work bits, node 1's backlog bits"
+        );
+        assert_eq!(
+            seen(1),
+            [6, 70, 100],
+            "node 1: node 0's backlog bits, its own work bits"
+        );
+        assert!(s.may_hold_in(100, Bits::Backlog) && !s.may_hold_in(70, Bits::Backlog));
+        s.retract_backlog(100);
+        assert_eq!(seen(0), [5]);
+        assert_eq!(s.next_loaded(64, Bits::Backlog), None);
+        assert_eq!(s.next_loaded(0, Bits::Backlog), Some(6));
     }
 }

@@ -94,6 +94,12 @@ impl<'a> StealOrder<'a> {
         self.tiers.is_empty()
     }
 
+    /// The kind of tier `i`, without building its CPU list.
+    #[inline]
+    pub fn kind(&self, i: usize) -> Option<TierKind> {
+        self.tiers.get(i).map(|t| t.kind)
+    }
+
     /// Tier `i`, nearest first.
     #[inline]
     pub fn get(&self, i: usize) -> Option<StealTier<'a>> {
