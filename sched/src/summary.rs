@@ -294,17 +294,10 @@ impl WorkSummary {
     /// a snapshot), until `f` returns `true`; returns whether it did.
     #[inline]
     pub fn any_loaded(&self, mut f: impl FnMut(usize) -> bool) -> bool {
-        for (w, word) in self.words.iter().enumerate() {
-            let mut bits = word.load(Ordering::Relaxed);
-            while bits != 0 {
-                let c = w * 64 + bits.trailing_zeros() as usize;
-                if c < self.cpus && f(c) {
-                    return true;
-                }
-                bits &= bits - 1;
-            }
-        }
-        false
+        self.words
+            .iter()
+            .enumerate()
+            .any(|(w, word)| self.visit_bits(w, word.load(Ordering::Relaxed), &mut f))
     }
 
     /// [`WorkSummary::any_loaded`] as a CPU of `node` sees it: the work bits of `node`'s CPUs
@@ -317,16 +310,27 @@ impl WorkSummary {
         let Some(near) = self.node_masks.get(node * n..(node + 1) * n) else {
             return self.any_loaded(f);
         };
-        for (w, (word, back)) in self.words.iter().zip(self.backlog.iter()).enumerate() {
-            let m = near[w];
-            let mut bits = (word.load(Ordering::Relaxed) & m) | (back.load(Ordering::Relaxed) & !m);
-            while bits != 0 {
-                let c = w * 64 + bits.trailing_zeros() as usize;
-                if c < self.cpus && f(c) {
-                    return true;
-                }
-                bits &= bits - 1;
+        self.words
+            .iter()
+            .zip(self.backlog.iter())
+            .zip(near)
+            .enumerate()
+            .any(|(w, ((word, back), &m))| {
+                let bits = (word.load(Ordering::Relaxed) & m) | (back.load(Ordering::Relaxed) & !m);
+                self.visit_bits(w, bits, &mut f)
+            })
+    }
+
+    /// Calls `f(cpu)` for the CPUs of word `w` set in `bits`, lowest first, until it returns
+    /// `true`; returns whether it did.
+    #[inline]
+    fn visit_bits(&self, w: usize, mut bits: u64, f: &mut impl FnMut(usize) -> bool) -> bool {
+        while bits != 0 {
+            let c = w * 64 + bits.trailing_zeros() as usize;
+            if c < self.cpus && f(c) {
+                return true;
             }
+            bits &= bits - 1;
         }
         false
     }
