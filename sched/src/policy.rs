@@ -41,7 +41,7 @@ pub trait Policy: Send + Sync {
         false
     }
 
-    /// Whether idle CPUs steal.
+    /// Whether idle CPUs steal. Read once when the scheduler is built (constant).
     fn steals(&self) -> bool {
         true
     }
@@ -106,12 +106,13 @@ pub trait Policy: Send + Sync {
         1
     }
 
-    /// Whether a CPU that found nothing nearby may take from other nodes' injectors.
+    /// Whether a CPU that found nothing nearby may take from other nodes' injectors. Read once
+    /// when the scheduler is built (constant).
     fn takes_remote_injectors(&self) -> bool {
         true
     }
 
-    /// Wake placement.
+    /// Wake placement. Read once when the scheduler is built (constant).
     fn wake_policy(&self) -> WakePolicy;
 
     /// Periodic balancing (Linux-like policies): given the queue length of every CPU, the

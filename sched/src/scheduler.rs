@@ -336,6 +336,12 @@ pub struct Scheduler<T, P, O = NoObserver> {
     aims: bool,
     /// `policy.skips_sleeping_victims()` (cached).
     skip_sleeping: bool,
+    /// `policy.steals()`, `policy.takes_remote_injectors()` and `policy.wake_policy()`
+    /// (cached: read on every search, park and wake, where a virtual call showed in the
+    /// simulator's profile).
+    steals: bool,
+    takes_remote_injectors: bool,
+    wake_policy: WakePolicy,
     platform: P,
     observer: O,
     config: Config,
@@ -445,6 +451,9 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             work,
             aims: policy.uses_work_summary(),
             skip_sleeping: policy.skips_sleeping_victims(),
+            steals: policy.steals(),
+            takes_remote_injectors: policy.takes_remote_injectors(),
+            wake_policy: policy.wake_policy(),
             policy,
             platform,
             observer,
@@ -767,7 +776,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     /// A blocked task became runnable; place it by the policy's wake placement.
     pub fn wake(&self, task: T) {
         let waker = self.platform.current_cpu();
-        match self.policy.wake_policy() {
+        match self.wake_policy {
             WakePolicy::Shared => {
                 add(
                     &self.counters_of(waker).wakes[WakeReason::Queued.index()],
@@ -823,7 +832,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     /// sleeps until then, so such a task waits at most about two grace periods. `None` when no next slot
     /// holds a task or the policy does not steal. Reads each CPU's slot without locking.
     pub fn stranded_recheck_ns(&self, cpu: usize) -> Option<u64> {
-        if !self.policy.steals() || self.shared() {
+        if !self.steals || self.shared() {
             return None;
         }
         let me = &self.cpus[cpu];
@@ -986,7 +995,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             self.platform.unpark(c);
             return;
         }
-        if !remote_ok || (!self.policy.steals() && !self.shared()) {
+        if !remote_ok || (!self.steals && !self.shared()) {
             return;
         }
         for &other in self.nodes_by_distance[node].iter() {
@@ -1049,7 +1058,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         {
             return Some(self.took(cpu, t));
         }
-        if !self.policy.steals() || !self.idle.begin_search(cpu) {
+        if !self.steals || !self.idle.begin_search(cpu) {
             return None;
         }
         let found = self.steal(cpu);
@@ -1223,7 +1232,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         if found.is_none() && horizon != u64::MAX {
             horizon_of_node.store(horizon, Ordering::Relaxed);
         }
-        if found.is_none() && self.policy.takes_remote_injectors() && !self.one_injector {
+        if found.is_none() && self.takes_remote_injectors && !self.one_injector {
             let node = self.idle.node_of(cpu);
             for &other in self.nodes_by_distance[node].iter() {
                 // One load per empty injector (the common case), no call.
@@ -1383,7 +1392,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         if !self.injectors[node].is_empty() {
             return true;
         }
-        self.policy.takes_remote_injectors() && self.injectors.iter().any(|i| !i.is_empty())
+        self.takes_remote_injectors && self.injectors.iter().any(|i| !i.is_empty())
     }
 
     /// Whether any CPU's queues hold stealable work (the machine's last searcher checks this
@@ -1409,7 +1418,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         let mut handed = 0u64;
         // Remote nodes (the first 64) found with no sleeper to claim.
         let mut no_sleeper = 0u64;
-        let stranded = self.policy.steals() && !self.shared();
+        let stranded = self.steals && !self.shared();
         let mut earliest: Option<u64> = None;
         // This node's CPUs by their work bits, the others by their backlog bits (an aiming
         // thief takes nothing less from them); every CPU by its work bit otherwise.
@@ -1537,9 +1546,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             .recheck_cached
             .store(false, Ordering::Relaxed);
         let recheck = self.has_work_for(cpu)
-            || (self.policy.steals()
-                && self.idle.searching_total() == 0
-                && self.any_stealable(cpu));
+            || (self.steals && self.idle.searching_total() == 0 && self.any_stealable(cpu));
         if recheck {
             // Cancel; if someone claimed us meanwhile, their unpark leaves a token that makes a
             // later park return at once: harmless.
