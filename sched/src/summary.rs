@@ -323,7 +323,7 @@ impl WorkSummary {
 
     /// Calls `f(cpu)` for the CPUs of word `w` set in `bits`, lowest first, until it returns
     /// `true`; returns whether it did.
-    #[inline]
+    #[inline(always)]
     fn visit_bits(&self, w: usize, mut bits: u64, f: &mut impl FnMut(usize) -> bool) -> bool {
         while bits != 0 {
             let c = w * 64 + bits.trailing_zeros() as usize;
