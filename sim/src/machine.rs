@@ -13,8 +13,12 @@ use crate::cost::Distance;
 #[derive(Clone, Debug)]
 pub struct Machine {
     topo: Topology,
-    /// Per CPU: `[core, l2, llc, node]` ids (an absent cache level falls back to the level below).
+    /// Per CPU: `[core, l2, llc, node]` ids (an absent cache level falls back to the level below);
+    /// the node id is `node_base` plus the node's index, so a remote distance finds both nodes in
+    /// the two records it has already read.
     groups: Vec<[u32; 4]>,
+    /// What `groups` adds to a node index to make its node id (cores plus caches).
+    node_base: u32,
     /// Per CPU: its node (one word per CPU: every remote steal probe's price reads the victim's;
     /// from the topology's 64-byte PU records it was the price's most sampled instruction on
     /// `ring-1024`).
@@ -62,6 +66,7 @@ impl Machine {
         Machine {
             topo,
             groups,
+            node_base: ncores + ncaches,
             node: node_of,
             rank,
             nodes,
@@ -108,7 +113,12 @@ impl Machine {
         } else if ga[3] == gb[3] {
             Distance::Node
         } else {
-            let (na, nb) = (self.node_of(a), self.node_of(b));
+            // The node ids in the records just read (the dense node array would be two more
+            // cache lines on a 1024-CPU machine).
+            let (na, nb) = (
+                (ga[3] - self.node_base) as usize,
+                (gb[3] - self.node_base) as usize,
+            );
             Distance::Remote(self.rank[na * self.nodes + nb])
         }
     }
@@ -160,6 +170,15 @@ mod tests {
         }
         for cpu in 0..m.cpus() {
             assert_eq!(m.node_of(cpu), m.topo().node_of(cpu), "node of cpu {cpu}");
+        }
+        // A remote CPU distance takes its nodes from the group records: it must be the
+        // distance of the CPUs' nodes.
+        for b in 1..m.cpus() {
+            let (na, nb) = (m.node_of(0), m.node_of(b));
+            if na != nb {
+                assert_eq!(m.distance(0, b), m.node_distance(na, nb), "cpu 0 -> {b}");
+                assert_eq!(m.distance(b, 0), m.node_distance(nb, na), "cpu {b} -> 0");
+            }
         }
         // Nearest remote class (SLIT 11) ranks 0, farthest (32) ranks 1.
         assert_eq!(m.node_distance(0, 1), Distance::Remote(0.0));

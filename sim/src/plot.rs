@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 
 use crate::engine::RunResult;
-use crate::metrics::BUCKETS;
 
 const COLORS: [RGBColor; 6] = [
     RGBColor(31, 119, 180),
@@ -139,7 +138,7 @@ pub fn heatmap(path: &Path, title: &str, r: &RunResult) -> Result<(), String> {
     let cells = (0..cpus)
         .flat_map(|c| (0..used).map(move |b| (c, b)))
         .map(|(c, b)| {
-            let u = (r.timeline.busy_ns[c * BUCKETS + b] as f64 / w as f64).clamp(0.0, 1.0);
+            let u = (r.timeline.busy_ns(c, b) as f64 / w as f64).clamp(0.0, 1.0);
             let shade = (255.0 * (1.0 - u)) as u8;
             Rectangle::new(
                 [

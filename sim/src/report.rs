@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use crate::engine::RunResult;
 use crate::machine::Machine;
-use crate::metrics::BUCKETS;
 
 /// Three latency percentiles.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -151,10 +150,7 @@ impl PolicyReport {
                 let cpus = m.topo().cpus_of_node(node);
                 (0..used)
                     .map(|b| {
-                        let busy: u64 = cpus
-                            .iter()
-                            .map(|&c| r.timeline.busy_ns[c * BUCKETS + b])
-                            .sum();
+                        let busy: u64 = cpus.iter().map(|&c| r.timeline.busy_ns(c, b)).sum();
                         let round = |x: f64| (x * 1e4).round() / 1e4;
                         round(ratio(busy as f64, (cpus.len() as u64 * w) as f64))
                     })

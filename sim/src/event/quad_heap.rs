@@ -2,36 +2,38 @@
 //! kept as the comparison baseline (`sim_events/heap_only`) and as a second implementation the
 //! model tests check the radix heap against.
 //!
-//! Keys move, nothing else: a pop sifts the last key down from the root, comparing up to four
-//! children per level (log4 of the keys in flight levels).
+//! Entries (a key and the value it carries) move, nothing else: a pop sifts the last entry down
+//! from the root, comparing up to four children's keys per level (log4 of the keys in flight
+//! levels).
 
 use super::KeyQueue;
 
-/// A 4-ary min-heap of `u128` keys (no monotonicity required).
+/// A 4-ary min-heap of `u128` keys, each with a `u128` value (no monotonicity required).
 #[derive(Debug, Default, Clone)]
 pub struct QuadHeap {
-    heap: Vec<u128>,
+    /// `(key, value)` pairs in heap order of their keys.
+    heap: Vec<(u128, u128)>,
 }
 
 impl KeyQueue for QuadHeap {
     #[inline]
-    fn push(&mut self, key: u128) {
+    fn push(&mut self, key: u128, value: u128) {
         // Sift up.
         let mut i = self.heap.len();
-        self.heap.push(key);
+        self.heap.push((key, value));
         while i > 0 {
             let parent = (i - 1) / 4;
-            if self.heap[parent] <= key {
+            if self.heap[parent].0 <= key {
                 break;
             }
             self.heap[i] = self.heap[parent];
             i = parent;
         }
-        self.heap[i] = key;
+        self.heap[i] = (key, value);
     }
 
     #[inline]
-    fn pop(&mut self) -> Option<u128> {
+    fn pop(&mut self) -> Option<(u128, u128)> {
         let top = *self.heap.first()?;
         let last = self.heap.pop()?;
         let n = self.heap.len();
@@ -45,18 +47,18 @@ impl KeyQueue for QuadHeap {
                 }
                 let end = (first + 4).min(n);
                 let mut best = first;
-                let mut best_key = self.heap[first];
+                let mut best_key = self.heap[first].0;
                 for c in first + 1..end {
-                    let k = self.heap[c];
+                    let k = self.heap[c].0;
                     // Branch-free select: child order is unpredictable.
                     let less = k < best_key;
                     best = if less { c } else { best };
                     best_key = if less { k } else { best_key };
                 }
-                if best_key >= last {
+                if best_key >= last.0 {
                     break;
                 }
-                self.heap[i] = best_key;
+                self.heap[i] = self.heap[best];
                 i = best;
             }
             self.heap[i] = last;
@@ -65,7 +67,7 @@ impl KeyQueue for QuadHeap {
     }
 
     fn peek(&self) -> Option<u128> {
-        self.heap.first().copied()
+        self.heap.first().map(|e| e.0)
     }
 
     fn len(&self) -> usize {
