@@ -873,7 +873,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
             cpu,
             node: self.idle.node_of(cpu),
             now,
-            remote_min: self.steal_min[TierKind::Remote.index()].max(1),
+            remote_min: self.remote_min(),
             next_grace_ns: self.config.next_slot_grace_ns << shift,
             remote_grace_ns: self.config.remote_grace_ns << shift,
             memo: NodeMemo::default(),
@@ -1256,8 +1256,20 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
         if !self.aims {
             return true;
         }
+        self.queues_hold_remote_min(cpu)
+    }
+
+    /// The fewest tasks a thief takes from a CPU of another node (at least 1).
+    #[inline]
+    fn remote_min(&self) -> usize {
+        self.steal_min[TierKind::Remote.index()].max(1)
+    }
+
+    /// Whether `cpu`'s ring and inbox hold [`Scheduler::remote_min`] tasks (a snapshot).
+    #[inline]
+    fn queues_hold_remote_min(&self, cpu: usize) -> bool {
         let q = &self.cpus[cpu];
-        q.ring.len() + q.inbox.len() >= self.steal_min[TierKind::Remote.index()].max(1)
+        q.ring.len() + q.inbox.len() >= self.remote_min()
     }
 
     /// Whether `victim`'s node has a CPU asleep or searching (a snapshot): an aiming thief on
@@ -1321,9 +1333,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     /// the remote minimum in its ring and inbox, or a task in its next slot.
     #[inline]
     fn holds_backlog(&self, cpu: usize) -> bool {
-        let q = &self.cpus[cpu];
-        q.ring.len() + q.inbox.len() >= self.steal_min[TierKind::Remote.index()].max(1)
-            || q.next.occupied_since_ns(0).is_some()
+        self.queues_hold_remote_min(cpu) || self.cpus[cpu].next.occupied_since_ns(0).is_some()
     }
 
     /// Aiming policies: `cpu`'s backlog bit is set but it holds less: clear the bit, fence,
@@ -1411,7 +1421,7 @@ impl<T: Task, P: Platform, O: Observer> Scheduler<T, P, O> {
     /// compute from the same bits for the park that follows (one walk instead of two).
     fn any_stealable(&self, cpu: usize) -> bool {
         let node = self.topo.node_of(cpu);
-        let remote_min = self.steal_min[TierKind::Remote.index()].max(1);
+        let remote_min = self.remote_min();
         let now = self.platform.now_ns();
         let mut walk = self.recheck_walk(cpu, now);
         // Remote nodes (the first 64) whose backlog was handed to a sleeper of theirs.
@@ -1718,16 +1728,7 @@ mod loom_tests {
         let platform = LoomPlatform {
             threads: Mutex::new(alloc::vec![None, None]),
         };
-        Arc::new(
-            Scheduler::with(
-                topo,
-                Box::new(TopologyPolicy::default()),
-                platform,
-                NoObserver,
-                Config::default(),
-            )
-            .unwrap(),
-        )
+        Arc::new(Scheduler::new(topo, platform))
     }
 
     /// An external thread spawns a task while CPU 1 is deciding to sleep: whatever the
